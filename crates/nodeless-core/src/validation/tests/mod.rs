@@ -1,0 +1,1 @@
+//! Behaviour tests for validation, one file per family of rules.
