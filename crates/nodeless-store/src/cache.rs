@@ -270,6 +270,13 @@ impl Cache {
         Ok(Watcher { initial, live, revision: state.revision })
     }
 
+    /// The cache's revision if every event up to it has already been queued to this watcher
+    /// (its channel is empty): the revision a bookmark may safely carry.
+    pub fn quiescent_revision(&self, live: &mpsc::Receiver<WatchEvent>) -> Option<Revision> {
+        let state = self.state.read();
+        live.is_empty().then_some(state.revision)
+    }
+
     fn apply(&self, event: Event) {
         let mut state = self.state.write();
         if event.revision <= state.revision {
