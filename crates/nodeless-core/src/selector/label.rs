@@ -362,4 +362,4 @@ pub fn format_label_selector(v: Option<&Value>) -> String {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

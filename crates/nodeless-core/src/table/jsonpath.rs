@@ -379,3 +379,20 @@ mod tests {
         assert!(JsonPath::parse(".a[?(@.b==)]").is_err());
     }
 }
+
+#[cfg(test)]
+mod noise_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn arbitrary_paths_never_panic() {
+        let doc = json!({"a": [{"b": 1}, {"b": "x"}], "ab": {"c": true}});
+        for p in crate::selector::label::tests::noise(11, 5000) {
+            if let Ok(path) = JsonPath::parse(&format!(".{p}")) {
+                let _ = path.find(&doc);
+            }
+            let _ = JsonPath::parse(&p);
+        }
+    }
+}

@@ -215,3 +215,36 @@ fn selector_formatting_matches_kubectl_columns() {
     assert_eq!(format_labels(&labels(&[("b", "2"), ("a", "1")])), "a=1,b=2");
     assert_eq!(format_labels(&BTreeMap::new()), "<none>");
 }
+
+/// Deterministic pseudo-random strings over the characters the grammars care about.
+pub(crate) fn noise(seed: u64, count: usize) -> Vec<String> {
+    let alphabet: Vec<char> = "ab=!(),<> in notin\\.[]?@'\"*:-0é".chars().collect();
+    let mut state = seed;
+    (0..count)
+        .map(|_| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let len = (state >> 59) as usize;
+            (0..len)
+                .map(|_| {
+                    state = state
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    alphabet[(state >> 33) as usize % alphabet.len()]
+                })
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn arbitrary_input_never_panics() {
+    for s in noise(7, 5000) {
+        if let Ok(sel) = LabelSelector::parse(&s) {
+            sel.matches(&labels(&[("a", "b")]));
+            let _ = sel.to_string();
+        }
+        let _ = crate::selector::FieldSelector::parse("", "Pod", &s);
+    }
+}
