@@ -1,10 +1,10 @@
 //! Merging lists whose strategy is `merge`: primitives as an ordered set, objects by their
 //! merge key.
 
-use super::{failed, kind_name, merge_map, order, DIRECTIVE};
+use super::{failed, fresh, kind_name, merge_map, order, DIRECTIVE};
 use crate::patch::typegraph::TypeRef;
 use crate::patch::PatchError;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 /// Merges a patch list into the original list. Patched items take the patch's order;
 /// items only the server has keep their place relative to them.
@@ -130,7 +130,7 @@ fn merge_objects(
                 let base = std::mem::take(existing);
                 *existing = merge_map(base, fields, child)?;
             }
-            _ => merged.push(Value::Object(merge_map(Map::new(), fields, child)?)),
+            _ => merged.extend(fresh(Value::Object(fields))),
         }
     }
     Ok(merged)

@@ -8,10 +8,11 @@
 //! - `$deleteFromPrimitiveList/<field>: [...]`: remove values from a merging primitive list;
 //! - `$setElementOrder/<field>: [...]`: the final order of a merging list (kubectl apply).
 //!
-//! One deliberate difference: upstream copies a patch value verbatim where the object has no
-//! value yet, directives and nulls included (they are then dropped or rejected by typed
-//! decoding, and a `$deleteFromPrimitiveList` for an absent list even becomes the list).
-//! Here such values are merged into an empty value, which yields what the patch means.
+//! A value taken whole from the patch (the object has none, or one of another JSON type, or
+//! the field is replaced rather than merged) is cleaned as upstream cleans new fields: null
+//! members are dropped and maps carrying `$patch` vanish. Upstream leaves the other directive
+//! keys in such values for typed decoding to drop (or reject, under strict field
+//! validation); here they are stripped too, so none can reach storage.
 
 mod list;
 mod order;
@@ -76,7 +77,7 @@ fn merge_map(
                 DELETE_FROM_PRIMITIVE_LIST,
                 "invalid patch format of primitive list",
             )?;
-            delete_from_list(&mut original, field, value)?;
+            delete_from_list(&mut original, field, value);
             continue;
         }
         if value.is_null() {
@@ -84,19 +85,13 @@ fn merge_map(
             continue;
         }
         let (strategy, merge_key, child) = field_meta(ty, &key);
-        match original.get_mut(&key) {
-            Some(slot) => {
-                *slot = merge_value(
-                    Some(std::mem::take(slot)),
-                    value,
-                    strategy,
-                    merge_key,
-                    child,
-                )?
+        let current = original.get_mut(&key).map(std::mem::take);
+        match merge_value(current, value, strategy, merge_key, child)? {
+            Some(merged) => {
+                original.insert(key, merged);
             }
             None => {
-                let merged = merge_value(None, value, strategy, merge_key, child)?;
-                original.insert(key, merged);
+                original.shift_remove(&key);
             }
         }
     }
@@ -118,29 +113,54 @@ fn field_meta(
     }
 }
 
-/// The patched value of one field. A missing original, or one of another JSON type, is
-/// merged as if it were empty.
+/// The patched value of one field; `None` drops the field (a new value that is a directive).
 fn merge_value(
     original: Option<Value>,
     patch: Value,
     strategy: Option<PatchStrategy>,
     merge_key: Option<&'static str>,
     child: Option<TypeRef>,
-) -> Result<Value, PatchError> {
+) -> Result<Option<Value>, PatchError> {
     let merges_lists = strategy.is_some_and(PatchStrategy::merges_lists);
     Ok(match (original, patch) {
-        (Some(Value::Object(o)), Value::Object(p)) if strategy != Some(PatchStrategy::Replace) => {
-            Value::Object(merge_map(o, p, child)?)
+        (Some(Value::Object(o)), Value::Object(p)) => {
+            // `patchStrategy: replace` maps (a PodDisruptionBudget's selector) take the patch,
+            // honouring a `$patch` directive at their top.
+            let base = if strategy == Some(PatchStrategy::Replace) {
+                Map::new()
+            } else {
+                o
+            };
+            Some(Value::Object(merge_map(base, p, child)?))
         }
-        (_, Value::Object(p)) => Value::Object(merge_map(Map::new(), p, child)?),
         (Some(Value::Array(o)), Value::Array(p)) if merges_lists => {
-            Value::Array(list::merge(o, p, merge_key, child)?)
+            Some(Value::Array(list::merge(o, p, merge_key, child)?))
         }
-        (_, Value::Array(p)) if merges_lists => {
-            Value::Array(list::merge(Vec::new(), p, merge_key, child)?)
-        }
-        (_, p) => p,
+        (_, p) => fresh(p),
     })
+}
+
+/// A value taken whole from the patch, cleaned as upstream's `discardNullValuesFromPatch` and
+/// `removeDirectives` clean it: null members go, maps carrying `$patch` vanish (from lists
+/// too, and `None` for the value itself); other directive keys are stripped as well.
+pub(super) fn fresh(value: Value) -> Option<Value> {
+    match value {
+        Value::Object(m) if m.contains_key(DIRECTIVE) => None,
+        Value::Object(m) => Some(Value::Object(
+            m.into_iter()
+                .filter(|(k, v)| !v.is_null() && !is_directive_key(k))
+                .filter_map(|(k, v)| Some((k, fresh(v)?)))
+                .collect(),
+        )),
+        Value::Array(items) => Some(Value::Array(items.into_iter().filter_map(fresh).collect())),
+        other => Some(other),
+    }
+}
+
+fn is_directive_key(key: &str) -> bool {
+    key == RETAIN_KEYS
+        || key.starts_with(DELETE_FROM_PRIMITIVE_LIST)
+        || key.starts_with(SET_ELEMENT_ORDER)
 }
 
 /// The field a `$deleteFromPrimitiveList/<field>` or `$setElementOrder/<field>` key names.
@@ -176,22 +196,19 @@ fn apply_retain_keys(
     Ok(())
 }
 
-/// `$deleteFromPrimitiveList/<field>`: removes the listed values from the field's list.
-fn delete_from_list(
-    original: &mut Map<String, Value>,
-    field: &str,
-    deletions: Value,
-) -> Result<(), PatchError> {
-    let Value::Array(deletions) = deletions else {
-        return Err(bad("invalid patch format of primitive list"));
-    };
-    match original.get_mut(field) {
-        Some(Value::Array(items)) => items.retain(|v| !deletions.contains(v)),
-        // Nothing to delete from; upstream would wrongly store the deletions as the list.
-        None | Some(Value::Null) => {}
-        Some(other) => return Err(not_a_list(field, other)),
+/// `$deleteFromPrimitiveList/<field>`: removes the listed values from the field's list,
+/// whatever its strategy. As upstream, a null list deletes the field and a list for a field
+/// the object lacks (or holds as a non-list) changes nothing.
+fn delete_from_list(original: &mut Map<String, Value>, field: &str, deletions: Value) {
+    match (deletions, original.get_mut(field)) {
+        (Value::Null, _) => {
+            original.shift_remove(field);
+        }
+        (Value::Array(deletions), Some(Value::Array(items))) => {
+            items.retain(|v| !deletions.contains(v))
+        }
+        _ => {}
     }
-    Ok(())
 }
 
 /// `$setElementOrder/<field>`: merges the field's list (if patched) and orders the result as
@@ -230,16 +247,19 @@ fn merge_ordered_lists(
         if let Some(p) = &patched {
             order::validate_patch_order(p, &wanted, merge_key)?;
         }
-        let server_order = match &current {
+        let mut server_order = match &current {
             Some(items) => order::identities(items, merge_key)?,
             None => Vec::new(),
         };
         let merged = match (current, patched) {
             (Some(c), None) => c,
-            (c, Some(p)) if strategy.is_some_and(PatchStrategy::merges_lists) => {
-                list::merge(c.unwrap_or_default(), p, merge_key, child)?
+            (Some(c), Some(p)) if strategy.is_some_and(PatchStrategy::merges_lists) => {
+                if let Some(key) = merge_key {
+                    server_order = order::as_go_sees_it(server_order, &p, key);
+                }
+                list::merge(c, p, merge_key, child)?
             }
-            (_, Some(p)) => p,
+            (_, Some(p)) => p.into_iter().filter_map(fresh).collect(),
             (None, None) => continue,
         };
         let wanted = order::identities(&wanted, merge_key)?;

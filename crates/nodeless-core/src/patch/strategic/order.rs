@@ -118,3 +118,44 @@ pub(super) fn validate_patch_order(
     }
     Ok(())
 }
+
+/// The live order upstream's `$setElementOrder` handling really compares against. Go merges
+/// the list in the original's storage: `$patch: delete` shifts the survivors left and new
+/// items are appended into the freed slots, and the original slice (same storage, same
+/// length) is read afterwards. Upstream's own expected results depend on this, e.g. an item
+/// added while another is deleted lands after the server-only items that followed it.
+pub(super) fn as_go_sees_it(mut slots: Vec<Value>, patch: &[Value], key: &str) -> Vec<Value> {
+    let mut len = slots.len();
+    let mut replaced = false;
+    for item in patch {
+        match item.get(DIRECTIVE).and_then(Value::as_str) {
+            Some("delete") => {
+                let Some(id) = item.get(key) else { continue };
+                // Go's `append(s[:k], s[k+1:]...)`: the last slot keeps its old value.
+                while let Some(k) = slots[..len].iter().position(|s| s == id) {
+                    for i in k..len - 1 {
+                        slots[i] = slots[i + 1].clone();
+                    }
+                    len -= 1;
+                }
+            }
+            Some("replace") => replaced = true,
+            _ => {}
+        }
+    }
+    if replaced {
+        // The merged list then lives in other storage.
+        return slots;
+    }
+    let mut appended: Vec<&Value> = Vec::new();
+    for item in patch.iter().filter(|i| i.get(DIRECTIVE).is_none()) {
+        let Some(id) = item.get(key) else { continue };
+        if !slots[..len].contains(id) && !appended.contains(&id) {
+            if let Some(slot) = slots.get_mut(len + appended.len()) {
+                *slot = id.clone();
+            }
+            appended.push(id);
+        }
+    }
+    slots
+}

@@ -56,7 +56,15 @@ pub struct PatchMeta {
 
 mod table;
 
-use table::{ANY_OBJECT, KINDS, ROWS};
+use table::{Row, ANY_OBJECT, KINDS, ROWS};
+
+fn rows() -> impl Iterator<Item = &'static Row> {
+    #[cfg(test)]
+    let extra = table::TEST_ROWS;
+    #[cfg(not(test))]
+    let extra: &[Row] = &[];
+    ROWS.iter().chain(extra)
+}
 
 /// A type of the graph, reached from a kind's root or looked up by definition name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,9 +93,7 @@ impl TypeRef {
 
     /// A type by OpenAPI definition name, e.g. `io.k8s.api.core.v1.PodSpec`.
     pub fn named(definition: &str) -> Option<TypeRef> {
-        ROWS.iter()
-            .find(|r| r.ty == definition)
-            .map(|r| TypeRef(r.ty))
+        rows().find(|r| r.ty == definition).map(|r| TypeRef(r.ty))
     }
 
     /// The OpenAPI definition name.
@@ -97,7 +103,7 @@ impl TypeRef {
 
     /// The field's metadata and type; fields unknown to the graph have neither.
     pub fn field(self, name: &str) -> FieldInfo {
-        match ROWS.iter().find(|r| r.ty == self.0 && r.field == name) {
+        match rows().find(|r| r.ty == self.0 && r.field == name) {
             Some(r) => FieldInfo {
                 meta: r.meta,
                 ty: r.child.and_then(TypeRef::named),

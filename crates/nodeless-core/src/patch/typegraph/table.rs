@@ -297,3 +297,44 @@ pub(super) const KINDS: &[(&str, &str, &str)] = &[
     ("autoscaling", "HorizontalPodAutoscaler", HPA),
     ("policy", "PodDisruptionBudget", PDB),
 ];
+
+/// The shape of upstream's strategicpatch test type `MergeItem`, so tests can exercise every
+/// strategy on one small type.
+#[cfg(test)]
+pub(super) const TEST_ROWS: &[Row] = &[
+    merge_of("test.MergeItem", "mergingList", "name", "test.MergeItem"),
+    link("test.MergeItem", "nonMergingList", "test.MergeItem"),
+    tag("test.MergeItem", "mergingIntList", Merge, None),
+    merge_of("test.MergeItem", "mergeItemPtr", "name", "test.MergeItem"),
+    tag("test.MergeItem", "replacingItem", Replace, None),
+    Row {
+        ty: "test.MergeItem",
+        field: "retainKeysMap",
+        child: Some("test.RetainKeysMergeItem"),
+        meta: Some(PatchMeta {
+            strategy: RetainKeys,
+            merge_key: None,
+        }),
+    },
+    Row {
+        ty: "test.MergeItem",
+        field: "retainKeysMergingList",
+        child: Some("test.MergeItem"),
+        meta: Some(PatchMeta {
+            strategy: MergeRetainKeys,
+            merge_key: Some("name"),
+        }),
+    },
+    tag("test.RetainKeysMergeItem", "mergingIntList", Merge, None),
+    merge_of(
+        "test.RetainKeysMergeItem",
+        "mergingList",
+        "name",
+        "test.MergeItem",
+    ),
+    link(
+        "test.RetainKeysMergeItem",
+        "nonMergingList",
+        "test.MergeItem",
+    ),
+];
