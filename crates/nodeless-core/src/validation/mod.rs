@@ -6,11 +6,24 @@
 //! defaulted; a defaulted field that is still absent is not reported (the defaulter owns
 //! it), only wrong values are.
 
+mod apps;
+mod batch;
+mod cluster;
+mod config;
+mod container;
+mod crd;
+mod cron;
+mod env;
 mod meta;
 pub mod names;
+mod networking;
+mod pod;
+mod pod_update;
 pub mod quantity;
 mod render;
+mod scaling;
 mod selector;
+mod service;
 
 #[cfg(test)]
 mod tests;
@@ -68,13 +81,49 @@ fn name_rule(group: &str, kind: &str) -> NameRule {
 
 fn create_body(group: &str, kind: &str, obj: &Value) -> ErrorList {
     match (group, kind) {
+        ("", "Pod") => pod::validate_pod(obj),
+        ("", "PodTemplate") => {
+            pod::validate_pod_template(obj.get("template"), &Path::new("template"))
+        }
+        ("", "Service") => service::validate_service(obj),
+        ("", "ConfigMap") => config::validate_config_map(obj),
+        ("", "Secret") => config::validate_secret(obj),
+        ("", "Namespace") => cluster::validate_namespace(obj),
+        ("", "Event") => cluster::validate_event(obj, false),
+        ("events.k8s.io", "Event") => cluster::validate_event(obj, true),
+        ("", "ReplicationController") => apps::validate_replication_controller(obj),
+        ("apps", "Deployment") => apps::validate_deployment(obj),
+        ("apps", "ReplicaSet") => apps::validate_replica_set(obj),
+        ("apps", "StatefulSet") => apps::validate_stateful_set(obj),
+        ("apps", "DaemonSet") => apps::validate_daemon_set(obj),
+        ("batch", "Job") => batch::validate_job(obj),
+        ("batch", "CronJob") => batch::validate_cron_job(obj, None),
+        ("networking.k8s.io", "Ingress") => networking::validate_ingress(obj),
+        ("autoscaling", "HorizontalPodAutoscaler") => scaling::validate_hpa(obj),
+        ("policy", "PodDisruptionBudget") => scaling::validate_pdb(obj),
+        ("coordination.k8s.io", "Lease") => cluster::validate_lease(obj),
+        ("node.k8s.io", "RuntimeClass") => cluster::validate_runtime_class(obj),
+        ("apiextensions.k8s.io", "CustomResourceDefinition") => crd::validate_crd(obj),
         _ => ErrorList::new(),
     }
 }
 
 fn update_body(group: &str, kind: &str, new: &Value, old: &Value) -> ErrorList {
-    let _ = old;
     match (group, kind) {
+        ("", "Pod") => pod_update::validate_pod_update(new, old),
+        ("", "Service") => service::validate_service_update(new, old),
+        ("", "ConfigMap") => config::validate_config_map_update(new, old),
+        ("", "Secret") => config::validate_secret_update(new, old),
+        ("apps", "Deployment" | "ReplicaSet" | "DaemonSet") => {
+            let mut errs: ErrorList = apps::selector_immutable(new, old).into_iter().collect();
+            errs.extend(create_body(group, kind, new));
+            errs
+        }
+        ("apps", "StatefulSet") => apps::validate_stateful_set_update(new, old),
+        ("batch", "Job") => batch::validate_job_update(new, old),
+        ("batch", "CronJob") => batch::validate_cron_job(new, Some(old)),
+        ("node.k8s.io", "RuntimeClass") => cluster::validate_runtime_class_update(new, old),
+        ("apiextensions.k8s.io", "CustomResourceDefinition") => crd::validate_crd_update(new, old),
         _ => create_body(group, kind, new),
     }
 }
@@ -109,4 +158,27 @@ pub(crate) fn nonnegative(v: &Value, key: &str, path: &Path) -> Option<FieldErro
     int(v, key)
         .filter(|n| *n < 0)
         .map(|n| FieldError::invalid(path.child(key), n, meta::NEGATIVE))
+}
+
+/// A value as Go's semantic equality sees it: `null`, `[]` and `{}` below the top level are
+/// the same as absent.
+pub(crate) fn semantic(v: &Value) -> Value {
+    fn keep(v: &Value) -> bool {
+        match v {
+            Value::Null => false,
+            Value::Array(a) => !a.is_empty(),
+            Value::Object(m) => !m.is_empty(),
+            _ => true,
+        }
+    }
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, v)| (k.clone(), semantic(v)))
+                .filter(|(_, v)| keep(v))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(semantic).collect()),
+        other => other.clone(),
+    }
 }

@@ -16,11 +16,31 @@ pub(crate) fn invalid_rendered(
 ) -> FieldError {
     // `FieldError::body` prints `Invalid value: <detail>` when there is no value, so the
     // rendered value travels at the front of the detail.
+    let detail = if detail.is_empty() {
+        rendered
+    } else {
+        format!("{rendered}: {detail}")
+    };
     FieldError {
         kind: ErrorType::Invalid,
         field: field.into(),
         value: None,
-        detail: format!("{rendered}: {detail}"),
+        detail,
+    }
+}
+
+/// An `intstr.IntOrString` as `%#v` prints it (how upstream shows maxSurge and friends).
+pub(crate) fn int_or_string(v: Option<&Value>) -> String {
+    match v {
+        Some(Value::String(s)) => format!(
+            "intstr.IntOrString{{Type:1, IntVal:0, StrVal:{}}}",
+            quote(s)
+        ),
+        Some(v) => format!(
+            "intstr.IntOrString{{Type:0, IntVal:{}, StrVal:\"\"}}",
+            v.as_i64().unwrap_or(0)
+        ),
+        None => "null".to_string(),
     }
 }
 
