@@ -260,6 +260,10 @@ impl<'de> de::Deserializer<'de> for Node<'de, '_> {
             ("Quantity", Value::Number(n)) => {
                 visitor.visit_newtype_struct(StringDeserializer::<DeError>::new(n.to_string()))
             }
+            // ... and reads `null` as the zero quantity.
+            ("Quantity", Value::Null) => {
+                visitor.visit_newtype_struct(StringDeserializer::<DeError>::new("0".into()))
+            }
             _ => visitor.visit_newtype_struct(self),
         }
     }

@@ -154,11 +154,11 @@ fn strict_and_warn_render_unknown_fields_like_upstream() {
 }
 
 #[test]
-fn quantities_keep_the_users_spelling_and_accept_bare_numbers() {
+fn quantities_keep_the_users_spelling_and_accept_bare_numbers_and_null() {
     let obj = pod(
         json!({"containers": [{"name": "c", "image": "nginx", "resources": {
             "limits": {"cpu": "1500m", "memory": "1.5Gi"},
-            "requests": {"cpu": 1, "memory": 0.5, "ephemeral-storage": "1e3"}
+            "requests": {"cpu": 1, "memory": 0.5, "ephemeral-storage": "1e3", "example.com/gpu": null}
         }}]}),
     );
     let decoded = decode("", "v1", "Pod", &obj).expect("decodes");
@@ -166,7 +166,7 @@ fn quantities_keep_the_users_spelling_and_accept_bare_numbers() {
     assert_eq!(res["limits"], json!({"cpu": "1500m", "memory": "1.5Gi"}));
     assert_eq!(
         res["requests"],
-        json!({"cpu": "1", "memory": "0.5", "ephemeral-storage": "1e3"})
+        json!({"cpu": "1", "memory": "0.5", "ephemeral-storage": "1e3", "example.com/gpu": "0"})
     );
 }
 
