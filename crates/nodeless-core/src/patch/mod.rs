@@ -10,7 +10,9 @@ mod merge;
 mod strategic;
 pub mod typegraph;
 
-pub use typegraph::{patch_meta, supports_strategic, PatchMeta, PatchStrategy};
+pub use typegraph::{
+    all_patch_meta, definition_patch_meta, patch_meta, supports_strategic, PatchMeta, PatchStrategy,
+};
 
 use crate::StatusError;
 use serde_json::Value;
