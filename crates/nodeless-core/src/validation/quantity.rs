@@ -221,7 +221,7 @@ impl Quantity {
         let magnitude = self.nanos.unsigned_abs();
         let whole_binary = self.format == Format::BinarySI
             && magnitude >= 1024 * NANOS_PER_UNIT.unsigned_abs()
-            && magnitude % NANOS_PER_UNIT.unsigned_abs() == 0;
+            && magnitude.is_multiple_of(NANOS_PER_UNIT.unsigned_abs());
         if whole_binary {
             return format!(
                 "{sign}{}",
@@ -250,7 +250,7 @@ fn ceil_div(n: i128, d: i128) -> i128 {
 fn binary_form(mut units: u128) -> String {
     const SUFFIXES: [&str; 7] = ["", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei"];
     let mut i = 0;
-    while i < 6 && units % 1024 == 0 {
+    while i < 6 && units.is_multiple_of(1024) {
         units /= 1024;
         i += 1;
     }
@@ -260,7 +260,7 @@ fn binary_form(mut units: u128) -> String {
 fn decimal_form(nanos: u128, format: Format) -> String {
     let mut mantissa = nanos;
     let mut exp: i64 = -9;
-    while mantissa % 10 == 0 {
+    while mantissa.is_multiple_of(10) {
         mantissa /= 10;
         exp += 1;
     }
