@@ -96,8 +96,14 @@ fn validate_versions(spec: &Value, path: &Path) -> ErrorList {
 fn structural(schema: &Value, path: &Path, root: bool) -> ErrorList {
     let mut errs = ErrorList::new();
     let schema_type = text(schema, "type");
-    let exempt = flag(schema, "x-kubernetes-int-or-string")
-        || flag(schema, "x-kubernetes-embedded-resource");
+    // Nodes that carry arbitrary or int-or-string content need no type.
+    let exempt = [
+        "x-kubernetes-int-or-string",
+        "x-kubernetes-embedded-resource",
+        "x-kubernetes-preserve-unknown-fields",
+    ]
+    .iter()
+    .any(|k| flag(schema, k));
     if schema_type.is_empty() && !exempt {
         errs.push(FieldError::required(
             path.child("type"),
