@@ -1,0 +1,191 @@
+//! The [`Engine`] implementation of [`LocalEngine`]: reading logs, exec, port-forward, stats,
+//! and the trait's dispatch to create/stop/remove.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::Utc;
+use tokio::sync::broadcast;
+
+use super::engine::{
+    ContainerStats, Engine, EngineError, ExecIo, InstanceEvent, InstanceStatus, LocalEngine,
+    LogStream,
+};
+use super::spec::{ContainerSpec, InstanceSpec};
+use super::state::{self, InstanceRecord};
+use super::supervisor::read_status;
+use crate::sandbox::cgroups;
+use crate::sandbox::exec::{self, ExecStreams};
+use crate::sandbox::logs::{self, LogOptions};
+
+impl LocalEngine {
+    fn container<'a>(
+        &self,
+        rec: &'a InstanceRecord,
+        name: &str,
+    ) -> Result<&'a ContainerSpec, EngineError> {
+        rec.spec
+            .all_containers()
+            .find(|c| c.name == name)
+            .ok_or_else(|| EngineError::ContainerNotFound {
+                id: rec.spec.id.clone(),
+                container: name.to_string(),
+            })
+    }
+
+    /// The container to use when the caller names none: the only (or first) main container.
+    pub fn default_container(&self, id: &str) -> Result<String, EngineError> {
+        let rec = self.record(id)?;
+        Ok(rec.spec.containers[0].name.clone())
+    }
+}
+
+#[async_trait]
+impl Engine for LocalEngine {
+    async fn create(&self, spec: InstanceSpec) -> Result<InstanceStatus, EngineError> {
+        self.create_instance(spec).await
+    }
+
+    async fn stop(&self, id: &str, grace: Duration) -> Result<(), EngineError> {
+        self.stop_instance(id, grace).await
+    }
+
+    async fn remove(&self, id: &str) -> Result<(), EngineError> {
+        self.remove_instance(id).await
+    }
+
+    async fn status(&self, id: &str) -> Result<InstanceStatus, EngineError> {
+        Ok(self.status_of(&self.record(id)?))
+    }
+
+    async fn list(&self) -> Result<Vec<InstanceStatus>, EngineError> {
+        let mut out = Vec::new();
+        for id in state::list_ids(&self.inner.cfg.root) {
+            // A directory without a record is mid-creation (or debris for `recover`).
+            if let Ok(rec) = self.dir(&id).read_record() {
+                out.push(self.status_of(&rec));
+            }
+        }
+        out.sort_by_key(|s| s.created_at);
+        Ok(out)
+    }
+
+    async fn logs(
+        &self,
+        id: &str,
+        container: &str,
+        opts: LogOptions,
+    ) -> Result<LogStream, EngineError> {
+        let rec = self.record(id)?;
+        let c = self.container(&rec, container)?;
+        let dir = self.dir(id);
+        let status_path = dir.status(&c.name);
+        let current = read_status(&status_path)
+            .map(|s| s.restart_count)
+            .unwrap_or(0);
+        let run = if opts.previous {
+            current
+                .checked_sub(1)
+                .ok_or_else(|| EngineError::NoPreviousRun {
+                    id: id.to_string(),
+                    container: c.name.clone(),
+                })?
+        } else {
+            current
+        };
+        let log_dir = dir.logs(&c.name);
+        let (tx, rx) = tokio::sync::mpsc::channel(256);
+        // Following ends when this run is over: the container left Running, or a newer run began.
+        let finished = move || match read_status(&status_path) {
+            Some(s) => s.restart_count != run || !s.state.is_running(),
+            None => true,
+        };
+        let task = tokio::spawn(async move {
+            if let Err(e) = logs::read_run(log_dir, run, opts, finished, tx).await {
+                tracing::warn!(error = %e, "reading container logs failed");
+            }
+        });
+        Ok(LogStream::from_channel(rx, Some(task)))
+    }
+
+    async fn exec(
+        &self,
+        id: &str,
+        container: &str,
+        cmd: Vec<String>,
+        io: ExecIo,
+    ) -> Result<i32, EngineError> {
+        let rec = self.record(id)?;
+        let c = self.container(&rec, container)?;
+        let running =
+            read_status(&self.dir(id).status(&c.name)).is_some_and(|s| s.state.is_running());
+        if !running {
+            return Err(EngineError::NotRunning {
+                id: id.to_string(),
+                container: c.name.clone(),
+            });
+        }
+        if cmd.is_empty() {
+            return Err(EngineError::Invalid("exec needs a command".into()));
+        }
+        let runtime = self.inner.runtimes.runtime(rec.spec.runtime)?;
+        let streams = ExecStreams {
+            stdin: io.stdin,
+            stdout: io.stdout,
+            stderr: io.stderr,
+            tty: io.tty,
+            resize: io.resize,
+        };
+        exec::exec(
+            runtime.binary(),
+            &state::runtime_id(id, &c.name),
+            &self.dir(id).container(&c.name),
+            cmd,
+            streams,
+        )
+        .await
+        .map_err(|e| EngineError::Exec(e.to_string()))
+    }
+
+    async fn port_forward(
+        &self,
+        id: &str,
+        port: u16,
+    ) -> Result<tokio::net::TcpStream, EngineError> {
+        let rec = self.record(id)?;
+        let netns = rec.network.and_then(|n| n.netns).ok_or_else(|| {
+            EngineError::Invalid(format!("instance {id} has no network namespace"))
+        })?;
+        self.inner
+            .network
+            .connect(&netns, port)
+            .await
+            .map_err(EngineError::Network)
+    }
+
+    async fn stats(&self, id: &str) -> Result<Vec<ContainerStats>, EngineError> {
+        let rec = self.record(id)?;
+        let dir = self.dir(id);
+        Ok(rec
+            .spec
+            .containers
+            .iter()
+            .filter(|c| read_status(&dir.status(&c.name)).is_some_and(|s| s.state.is_running()))
+            .filter_map(|c| {
+                let usage = self
+                    .inner
+                    .cgroups
+                    .stats(&cgroups::container_cgroup(id, &c.name))?;
+                Some(ContainerStats {
+                    name: c.name.clone(),
+                    timestamp: Utc::now(),
+                    usage,
+                })
+            })
+            .collect())
+    }
+
+    fn events(&self) -> broadcast::Receiver<InstanceEvent> {
+        self.inner.events.subscribe()
+    }
+}

@@ -1,0 +1,295 @@
+//! What the host agent asks for: an instance (a Pod's worth of containers) and its parts.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+pub use super::restart::RestartPolicy;
+pub use crate::sandbox::runtime::RuntimeKind;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InstanceSpec {
+    /// Unique on the host; names runtime containers, cgroups and the network namespace.
+    pub id: String,
+    /// Human name (the Pod's `namespace/name`, or the CLI's `--name`).
+    pub name: String,
+    pub hostname: String,
+    pub runtime: RuntimeKind,
+    /// Instance-wide limits; a container's own limits take precedence. 0 means unlimited.
+    pub cpu_millis: u64,
+    pub memory_bytes: u64,
+    pub init_containers: Vec<ContainerSpec>,
+    pub containers: Vec<ContainerSpec>,
+    pub volumes: Vec<VolumeSpec>,
+    pub restart_policy: RestartPolicy,
+    pub dns: DnsConfig,
+    /// Extra /etc/hosts entries (the Pod's hostAliases).
+    pub hosts: Vec<(IpAddr, Vec<String>)>,
+    pub port_mappings: Vec<PortMapping>,
+    pub auth: Option<RegistryCredentials>,
+    pub labels: BTreeMap<String, String>,
+}
+
+impl InstanceSpec {
+    /// A single-container instance with defaults, the CLI's and the tests' starting point.
+    pub fn single(id: &str, name: &str, image: &str) -> Self {
+        InstanceSpec {
+            id: id.to_string(),
+            name: name.to_string(),
+            hostname: name
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+                .take(63)
+                .collect(),
+            runtime: RuntimeKind::Runc,
+            cpu_millis: 0,
+            memory_bytes: 0,
+            init_containers: Vec::new(),
+            containers: vec![ContainerSpec::new(name_or_main(name), image)],
+            volumes: Vec::new(),
+            restart_policy: RestartPolicy::Never,
+            dns: DnsConfig::default(),
+            hosts: Vec::new(),
+            port_mappings: Vec::new(),
+            auth: None,
+            labels: BTreeMap::new(),
+        }
+    }
+
+    pub fn all_containers(&self) -> impl Iterator<Item = &ContainerSpec> {
+        self.init_containers.iter().chain(self.containers.iter())
+    }
+}
+
+fn name_or_main(name: &str) -> &str {
+    if is_dns_label(name) {
+        name
+    } else {
+        "main"
+    }
+}
+
+/// RFC 1123 label: what container names, and therefore file and cgroup names, may be.
+pub fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum PullPolicy {
+    Always,
+    #[default]
+    IfNotPresent,
+    Never,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegistryCredentials {
+    pub username: String,
+    pub password: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContainerSpec {
+    pub name: String,
+    pub image: String,
+    pub pull_policy: PullPolicy,
+    /// Replaces the image's entrypoint.
+    pub command: Option<Vec<String>>,
+    /// Replaces the image's cmd.
+    pub args: Option<Vec<String>>,
+    pub env: Vec<(String, String)>,
+    pub working_dir: Option<String>,
+    /// `uid`, `uid:gid`, `name` or `name:group`; overrides the image's user.
+    pub user: Option<String>,
+    pub cpu_millis: Option<u64>,
+    pub memory_bytes: Option<u64>,
+    pub mounts: Vec<VolumeMount>,
+    pub readonly_rootfs: bool,
+    pub add_capabilities: Vec<String>,
+    pub drop_capabilities: Vec<String>,
+    pub liveness_probe: Option<Probe>,
+    pub readiness_probe: Option<Probe>,
+    pub startup_probe: Option<Probe>,
+}
+
+impl ContainerSpec {
+    pub fn new(name: &str, image: &str) -> Self {
+        ContainerSpec {
+            name: name.to_string(),
+            image: image.to_string(),
+            pull_policy: PullPolicy::IfNotPresent,
+            command: None,
+            args: None,
+            env: Vec::new(),
+            working_dir: None,
+            user: None,
+            cpu_millis: None,
+            memory_bytes: None,
+            mounts: Vec::new(),
+            readonly_rootfs: false,
+            add_capabilities: Vec::new(),
+            drop_capabilities: Vec::new(),
+            liveness_probe: None,
+            readiness_probe: None,
+            startup_probe: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VolumeMount {
+    pub volume: String,
+    pub mount_path: String,
+    pub read_only: bool,
+    /// A path inside the volume to mount instead of its root.
+    pub sub_path: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum StorageMedium {
+    #[default]
+    Disk,
+    Memory,
+}
+
+/// A file of a configMap, secret, projected or downwardAPI volume: the agent renders them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VolumeFile {
+    /// Relative path inside the volume.
+    pub path: String,
+    pub contents: Vec<u8>,
+    pub mode: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum VolumeSource {
+    EmptyDir {
+        medium: StorageMedium,
+        size_limit: Option<u64>,
+    },
+    Files {
+        files: Vec<VolumeFile>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VolumeSpec {
+    pub name: String,
+    pub source: VolumeSource,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct DnsConfig {
+    pub nameservers: Vec<String>,
+    pub searches: Vec<String>,
+    pub options: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+pub enum Protocol {
+    #[default]
+    Tcp,
+    Udp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PortMapping {
+    pub host_port: u16,
+    pub container_port: u16,
+    pub protocol: Protocol,
+    pub host_ip: Option<IpAddr>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ProbeAction {
+    Exec {
+        command: Vec<String>,
+    },
+    HttpGet {
+        path: String,
+        port: u16,
+        host_header: Option<String>,
+        headers: Vec<(String, String)>,
+    },
+    TcpSocket {
+        port: u16,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Probe {
+    pub action: ProbeAction,
+    pub initial_delay: Duration,
+    pub period: Duration,
+    pub timeout: Duration,
+    pub success_threshold: u32,
+    pub failure_threshold: u32,
+}
+
+impl Probe {
+    /// Kubernetes' defaults: every 10 s, 1 s timeout, 1 success, 3 failures.
+    pub fn new(action: ProbeAction) -> Self {
+        Probe {
+            action,
+            initial_delay: Duration::ZERO,
+            period: Duration::from_secs(10),
+            timeout: Duration::from_secs(1),
+            success_threshold: 1,
+            failure_threshold: 3,
+        }
+    }
+}
+
+/// Where instance state lives and how the engine behaves.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    pub root: PathBuf,
+    /// The program and leading arguments that start a shim (`nodeless shim`).
+    pub shim_command: Vec<std::ffi::OsString>,
+    pub backoff: super::restart::Backoff,
+    pub log_max_bytes: u64,
+    pub log_max_files: u32,
+    pub pids_limit: i64,
+}
+
+impl EngineConfig {
+    /// Defaults for `root`, with the shim being this executable's `shim` subcommand.
+    pub fn new(root: PathBuf) -> Self {
+        let exe = std::env::current_exe()
+            .map(|p| p.into_os_string())
+            .unwrap_or_else(|_| "nodeless".into());
+        EngineConfig {
+            root,
+            shim_command: vec![exe, "shim".into()],
+            backoff: super::restart::Backoff::default(),
+            log_max_bytes: 10 << 20,
+            log_max_files: 5,
+            pids_limit: crate::sandbox::bundle::DEFAULT_PIDS_LIMIT,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn single_container_instances_take_a_valid_container_name() {
+        assert_eq!(
+            InstanceSpec::single("a1", "web", "busybox").containers[0].name,
+            "web"
+        );
+        assert_eq!(
+            InstanceSpec::single("a1", "Web_1", "busybox").containers[0].name,
+            "main"
+        );
+    }
+}

@@ -1,0 +1,291 @@
+//! Processes started inside a running container (`runc exec`), with stdin and optional TTY.
+//!
+//! Without a TTY the runtime hands our pipes to the process as its stdio. With a TTY the
+//! runtime creates a pseudo-terminal inside the container and sends us its master end over a
+//! console socket (SCM_RIGHTS); we then copy between the caller and the master.
+
+use std::io::IoSliceMut;
+use std::mem::MaybeUninit;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use oci_spec::runtime::Spec;
+use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use super::runtime::RuntimeBinary;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    #[error("cannot read the container's config: {0}")]
+    Config(String),
+    #[error("cannot start {binary} exec: {source}")]
+    Spawn {
+        binary: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("console socket: {0}")]
+    Console(String),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Where the exec'd process's I/O goes.
+pub struct ExecStreams {
+    pub stdin: Option<Box<dyn AsyncRead + Send + Unpin>>,
+    pub stdout: Box<dyn AsyncWrite + Send + Unpin>,
+    pub stderr: Option<Box<dyn AsyncWrite + Send + Unpin>>,
+    pub tty: bool,
+    pub resize: Option<tokio::sync::mpsc::Receiver<(u16, u16)>>,
+}
+
+/// The exec'd process: the container's own process settings (user, env, cwd, capabilities)
+/// with `args` and the terminal flag replaced.
+pub fn exec_process(
+    bundle: &Path,
+    args: Vec<String>,
+    tty: bool,
+) -> Result<oci_spec::runtime::Process, ExecError> {
+    let spec =
+        Spec::load(bundle.join("config.json")).map_err(|e| ExecError::Config(e.to_string()))?;
+    let mut process = spec
+        .process()
+        .clone()
+        .ok_or_else(|| ExecError::Config("no process in config.json".into()))?;
+    process.set_args(Some(args));
+    process.set_terminal(Some(tty));
+    Ok(process)
+}
+
+/// Runs `args` in container `id`; returns its exit code.
+pub async fn exec(
+    bin: &RuntimeBinary,
+    id: &str,
+    bundle: &Path,
+    args: Vec<String>,
+    io: ExecStreams,
+) -> Result<i32, ExecError> {
+    let process = exec_process(bundle, args, io.tty)?;
+    let nonce: u64 = rand::random();
+    let process_path = bundle.join(format!("exec-{nonce:016x}.json"));
+    std::fs::write(
+        &process_path,
+        serde_json::to_vec(&process).map_err(|e| ExecError::Config(e.to_string()))?,
+    )?;
+    let _cleanup = RemoveOnDrop(vec![process_path.clone()]);
+    let mut cmd = bin.command();
+    cmd.arg("exec").arg("--process").arg(&process_path);
+    if io.tty {
+        // sun_path is 108 bytes: keep the socket in the short temp directory.
+        let sock = std::env::temp_dir().join(format!("nodeless-console-{nonce:016x}.sock"));
+        let _sock_cleanup = RemoveOnDrop(vec![sock.clone()]);
+        cmd.arg("--tty").arg("--console-socket").arg(&sock).arg(id);
+        return exec_tty(bin, cmd, &sock, io).await;
+    }
+    cmd.arg(id);
+    exec_pipes(bin, cmd, io).await
+}
+
+struct RemoveOnDrop(Vec<PathBuf>);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        for p in &self.0 {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+async fn exec_pipes(
+    bin: &RuntimeBinary,
+    cmd: std::process::Command,
+    io: ExecStreams,
+) -> Result<i32, ExecError> {
+    let mut cmd = tokio::process::Command::from(cmd);
+    cmd.stdin(if io.stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let mut child = cmd.spawn().map_err(|source| ExecError::Spawn {
+        binary: bin.binary_name(),
+        source,
+    })?;
+    let stdin_task = match (io.stdin, child.stdin.take()) {
+        (Some(mut from), Some(mut to)) => Some(tokio::spawn(async move {
+            let _ = tokio::io::copy(&mut from, &mut to).await;
+            let _ = to.shutdown().await; // EOF for the process
+        })),
+        _ => None,
+    };
+    let mut out = child
+        .stdout
+        .take()
+        .ok_or_else(|| ExecError::Console("no stdout pipe".into()))?;
+    let mut err = child
+        .stderr
+        .take()
+        .ok_or_else(|| ExecError::Console("no stderr pipe".into()))?;
+    let mut stdout = io.stdout;
+    match io.stderr {
+        Some(mut stderr) => {
+            let (a, b) = tokio::join!(
+                tokio::io::copy(&mut out, &mut stdout),
+                tokio::io::copy(&mut err, &mut stderr)
+            );
+            a?;
+            b?;
+            stderr.flush().await?;
+        }
+        None => {
+            // Without a separate stderr sink both go to stdout; read them in turn as they come.
+            let mut merged = Vec::new();
+            let (a, b) = tokio::join!(
+                tokio::io::copy(&mut out, &mut stdout),
+                err.read_to_end(&mut merged)
+            );
+            a?;
+            b?;
+            stdout.write_all(&merged).await?;
+        }
+    }
+    stdout.flush().await?;
+    let status = child.wait().await?;
+    if let Some(t) = stdin_task {
+        t.abort();
+    }
+    Ok(status.code().unwrap_or(255))
+}
+
+async fn exec_tty(
+    bin: &RuntimeBinary,
+    cmd: std::process::Command,
+    sock: &Path,
+    io: ExecStreams,
+) -> Result<i32, ExecError> {
+    let listener = tokio::net::UnixListener::bind(sock)
+        .map_err(|e| ExecError::Console(format!("bind {}: {e}", sock.display())))?;
+    let mut cmd = tokio::process::Command::from(cmd);
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().map_err(|source| ExecError::Spawn {
+        binary: bin.binary_name(),
+        source,
+    })?;
+    let accepted = tokio::select! {
+        a = listener.accept() => a.map_err(|e| ExecError::Console(e.to_string()))?.0,
+        status = child.wait() => {
+            let mut msg = String::new();
+            if let Some(mut e) = child.stderr.take() { let _ = e.read_to_string(&mut msg).await; }
+            return Err(ExecError::Console(format!("runtime exited ({}) before sending the terminal: {}", status?, msg.trim())));
+        }
+    };
+    let std_stream = accepted.into_std()?;
+    std_stream.set_nonblocking(false)?;
+    let master = tokio::task::spawn_blocking(move || receive_fd(&std_stream))
+        .await
+        .map_err(|e| ExecError::Console(e.to_string()))??;
+    let reader = tokio::fs::File::from_std(std::fs::File::from(master.try_clone()?));
+    let writer = tokio::fs::File::from_std(std::fs::File::from(master.try_clone()?));
+    let resize_task = io.resize.map(|mut rx| {
+        let master = master.try_clone();
+        tokio::spawn(async move {
+            let Ok(master) = master else { return };
+            while let Some((cols, rows)) = rx.recv().await {
+                let ws = rustix::termios::Winsize {
+                    ws_row: rows,
+                    ws_col: cols,
+                    ws_xpixel: 0,
+                    ws_ypixel: 0,
+                };
+                let _ = rustix::termios::tcsetwinsize(&master, ws);
+            }
+        })
+    });
+    let stdin_task = io.stdin.map(|mut from| {
+        let mut writer = writer;
+        tokio::spawn(async move {
+            let _ = tokio::io::copy(&mut from, &mut writer).await;
+        })
+    });
+    let mut stdout = io.stdout;
+    let mut reader = reader;
+    // Reading the master fails with EIO once the process and its children closed the terminal.
+    let _ = tokio::io::copy(&mut reader, &mut stdout).await;
+    let _ = stdout.flush().await;
+    let status = child.wait().await?;
+    for t in [stdin_task, resize_task].into_iter().flatten() {
+        t.abort();
+    }
+    Ok(status.code().unwrap_or(255))
+}
+
+/// Receives one file descriptor sent with SCM_RIGHTS.
+fn receive_fd(stream: &std::os::unix::net::UnixStream) -> Result<OwnedFd, ExecError> {
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut cmsg = RecvAncillaryBuffer::new(&mut space);
+    let mut data = [0u8; 4096];
+    let mut iov = [IoSliceMut::new(&mut data)];
+    rustix::net::recvmsg(stream, &mut iov, &mut cmsg, RecvFlags::CMSG_CLOEXEC)
+        .map_err(|e| ExecError::Console(e.to_string()))?;
+    for msg in cmsg.drain() {
+        if let RecvAncillaryMessage::ScmRights(mut fds) = msg {
+            if let Some(fd) = fds.next() {
+                return Ok(fd);
+            }
+        }
+    }
+    Err(ExecError::Console("the runtime sent no terminal".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exec_process_keeps_the_containers_user_and_env_but_replaces_args() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let spec = crate::sandbox::bundle::build_spec(&crate::sandbox::bundle::BundleSpec {
+            rootfs: "/r".into(),
+            args: vec!["sleep".into(), "1".into()],
+            env: vec!["A=1".into()],
+            user: crate::sandbox::user::ResolvedUser {
+                uid: 5,
+                gid: 6,
+                additional_gids: vec![],
+            },
+            ..Default::default()
+        })
+        .expect("spec");
+        crate::sandbox::bundle::write_bundle(dir.path(), &spec).expect("write");
+        let p = exec_process(dir.path(), vec!["sh".into()], true).expect("process");
+        assert_eq!(p.args().as_deref(), Some(&["sh".to_string()][..]));
+        assert_eq!(p.terminal(), Some(true));
+        assert_eq!(p.user().uid(), 5);
+        assert_eq!(p.env().as_deref(), Some(&["A=1".to_string()][..]));
+    }
+
+    #[test]
+    fn a_file_descriptor_passed_over_a_socket_is_received() {
+        let (a, b) = std::os::unix::net::UnixStream::pair().expect("pair");
+        let file = tempfile::tempfile().expect("file");
+        let fds = [std::os::fd::AsFd::as_fd(&file)];
+        let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+        let mut cmsg = rustix::net::SendAncillaryBuffer::new(&mut space);
+        assert!(cmsg.push(rustix::net::SendAncillaryMessage::ScmRights(&fds)));
+        rustix::net::sendmsg(
+            &a,
+            &[std::io::IoSlice::new(b"x")],
+            &mut cmsg,
+            rustix::net::SendFlags::empty(),
+        )
+        .expect("send");
+        let fd = receive_fd(&b).expect("receives");
+        assert!(std::fs::File::from(fd).metadata().is_ok());
+    }
+}

@@ -1,0 +1,234 @@
+//! Container root filesystems: an overlay of the image's read-only snapshot directories
+//! with the container's own upper and work directories, plus the tmpfs behind memory-backed
+//! emptyDir volumes. Mounts live in the host mount namespace so they survive an engine restart.
+
+use std::path::{Path, PathBuf};
+
+use rustix::mount::{MountFlags, UnmountFlags};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RootfsError {
+    #[error("an image needs at least one layer to make a root filesystem")]
+    NoLayers,
+    #[error("the overlay options for {target} are {len} bytes, over the kernel's limit of a page")]
+    OptionsTooLong { target: PathBuf, len: usize },
+    #[error("could not prepare {path}: {source}")]
+    Prepare {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("could not mount {target}: {source}")]
+    Mount {
+        target: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("could not unmount {target}: {source}")]
+    Unmount {
+        target: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Mounting, behind a trait so instance logic can be tested without root.
+pub trait Mounter: Send + Sync {
+    /// Mounts `layers` (lowest first) with `upper`/`work` at `target`.
+    fn mount_overlay(
+        &self,
+        layers: &[PathBuf],
+        upper: &Path,
+        work: &Path,
+        target: &Path,
+    ) -> Result<(), RootfsError>;
+    fn mount_tmpfs(&self, target: &Path, size_bytes: Option<u64>) -> Result<(), RootfsError>;
+    /// Detaches the mount at `target`; not mounted is not an error.
+    fn unmount(&self, target: &Path) -> Result<(), RootfsError>;
+    /// Mount points at or below `dir`.
+    fn mounts_under(&self, dir: &Path) -> Vec<PathBuf>;
+}
+
+/// The overlay mount options; the kernel wants the top layer first.
+pub fn overlay_options(
+    layers: &[PathBuf],
+    upper: &Path,
+    work: &Path,
+) -> Result<String, RootfsError> {
+    if layers.is_empty() {
+        return Err(RootfsError::NoLayers);
+    }
+    let lower: Vec<String> = layers
+        .iter()
+        .rev()
+        .map(|p| p.display().to_string())
+        .collect();
+    Ok(format!(
+        "lowerdir={},upperdir={},workdir={}",
+        lower.join(":"),
+        upper.display(),
+        work.display()
+    ))
+}
+
+/// The real mounter.
+#[derive(Debug, Default, Clone)]
+pub struct HostMounter;
+
+const PAGE: usize = 4096;
+
+impl Mounter for HostMounter {
+    fn mount_overlay(
+        &self,
+        layers: &[PathBuf],
+        upper: &Path,
+        work: &Path,
+        target: &Path,
+    ) -> Result<(), RootfsError> {
+        let options = overlay_options(layers, upper, work)?;
+        if options.len() >= PAGE {
+            return Err(RootfsError::OptionsTooLong {
+                target: target.to_path_buf(),
+                len: options.len(),
+            });
+        }
+        for dir in [upper, work, target] {
+            std::fs::create_dir_all(dir).map_err(|source| RootfsError::Prepare {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        }
+        if is_mounted(target) {
+            return Ok(());
+        }
+        let data = cstring(&options)?;
+        rustix::mount::mount(
+            "overlay",
+            target,
+            "overlay",
+            MountFlags::empty(),
+            Some(data.as_c_str()),
+        )
+        .map_err(|e| RootfsError::Mount {
+            target: target.to_path_buf(),
+            source: e.into(),
+        })
+    }
+
+    fn mount_tmpfs(&self, target: &Path, size_bytes: Option<u64>) -> Result<(), RootfsError> {
+        std::fs::create_dir_all(target).map_err(|source| RootfsError::Prepare {
+            path: target.to_path_buf(),
+            source,
+        })?;
+        if is_mounted(target) {
+            return Ok(());
+        }
+        let mut options = "mode=1777".to_string();
+        if let Some(size) = size_bytes.filter(|s| *s > 0) {
+            options.push_str(&format!(",size={size}"));
+        }
+        let data = cstring(&options)?;
+        rustix::mount::mount(
+            "tmpfs",
+            target,
+            "tmpfs",
+            MountFlags::NOSUID | MountFlags::NODEV,
+            Some(data.as_c_str()),
+        )
+        .map_err(|e| RootfsError::Mount {
+            target: target.to_path_buf(),
+            source: e.into(),
+        })
+    }
+
+    fn unmount(&self, target: &Path) -> Result<(), RootfsError> {
+        // Lazy detach: a process still holding a file open must not make removal fail.
+        match rustix::mount::unmount(target, UnmountFlags::DETACH) {
+            Ok(()) => Ok(()),
+            Err(e) if e == rustix::io::Errno::INVAL || e == rustix::io::Errno::NOENT => Ok(()),
+            Err(e) => Err(RootfsError::Unmount {
+                target: target.to_path_buf(),
+                source: e.into(),
+            }),
+        }
+    }
+
+    fn mounts_under(&self, dir: &Path) -> Vec<PathBuf> {
+        mount_points()
+            .into_iter()
+            .filter(|p| p.starts_with(dir))
+            .collect()
+    }
+}
+
+fn cstring(options: &str) -> Result<std::ffi::CString, RootfsError> {
+    std::ffi::CString::new(options).map_err(|e| RootfsError::Prepare {
+        path: PathBuf::from(options),
+        source: std::io::Error::new(std::io::ErrorKind::InvalidInput, e),
+    })
+}
+
+/// Whether `path` is itself a mount point.
+pub fn is_mounted(path: &Path) -> bool {
+    mount_points().iter().any(|p| p == path)
+}
+
+/// Mount points of this mount namespace, from /proc/self/mountinfo (octal escapes decoded).
+fn mount_points() -> Vec<PathBuf> {
+    let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    text.lines()
+        .filter_map(|line| line.split(' ').nth(4))
+        .map(|p| PathBuf::from(unescape_mountinfo(p)))
+        .collect()
+}
+
+fn unescape_mountinfo(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\\'
+            && i + 3 < bytes.len()
+            && bytes[i + 1..i + 4]
+                .iter()
+                .all(|b| (b'0'..=b'7').contains(b))
+        {
+            let v = (bytes[i + 1] - b'0') * 64 + (bytes[i + 2] - b'0') * 8 + (bytes[i + 3] - b'0');
+            out.push(v);
+            i += 4;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overlay_lists_the_top_layer_first() {
+        let opts = overlay_options(
+            &["/l/base".into(), "/l/top".into()],
+            Path::new("/u"),
+            Path::new("/w"),
+        )
+        .expect("opts");
+        assert_eq!(opts, "lowerdir=/l/top:/l/base,upperdir=/u,workdir=/w");
+    }
+
+    #[test]
+    fn overlay_without_layers_is_refused() {
+        assert!(matches!(
+            overlay_options(&[], Path::new("/u"), Path::new("/w")),
+            Err(RootfsError::NoLayers)
+        ));
+    }
+
+    #[test]
+    fn mountinfo_escapes_are_decoded() {
+        assert_eq!(unescape_mountinfo("/a\\040b"), "/a b");
+    }
+}
