@@ -217,10 +217,14 @@ pub fn build_spec(b: &BundleSpec) -> Result<Spec, BundleError> {
         .additional_gids(b.user.additional_gids.clone())
         .build()
         .map_err(build_err)?;
+    // Raising a hard limit needs privileges the runtime may lack: keep the host's.
+    let nofile_hard = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .maximum
+        .unwrap_or(1_048_576);
     let nofile = PosixRlimitBuilder::default()
         .typ(PosixRlimitType::RlimitNofile)
-        .hard(1_048_576u64)
-        .soft(1_048_576u64)
+        .hard(nofile_hard)
+        .soft(nofile_hard.min(1_048_576))
         .build()
         .map_err(build_err)?;
     let process = ProcessBuilder::default()

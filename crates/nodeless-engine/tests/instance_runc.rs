@@ -1,0 +1,61 @@
+//! Root-only: instances on real runc with a busybox root filesystem (no registry, no CNI).
+
+mod instance_common;
+
+use std::time::Duration;
+
+use instance_common::*;
+use nodeless_engine::instance::{Engine, InstancePhase, InstanceSpec};
+
+#[tokio::test]
+async fn true_and_false_report_their_exit_codes() {
+    require_root!();
+    let root = tempfile::tempdir().expect("tmp");
+    let engine = engine(root.path());
+    for (id, command, code) in [("t-true", "true", 0), ("t-false", "false", 1)] {
+        let mut spec = InstanceSpec::single(id, id, "busybox");
+        spec.containers[0].command = cmd(&[command]);
+        engine.create(spec).await.expect("create");
+        let st = wait_for(&engine, id, Duration::from_secs(20), |s| {
+            s.phase.is_finished()
+        })
+        .await;
+        assert_eq!(exit_code(&st, 0), Some(code), "{st:#?}");
+        assert_eq!(
+            st.phase,
+            if code == 0 {
+                InstancePhase::Succeeded
+            } else {
+                InstancePhase::Failed
+            }
+        );
+        engine.remove(id).await.expect("remove");
+    }
+    assert!(engine.list().await.expect("list").is_empty());
+}
+
+#[tokio::test]
+async fn env_and_args_reach_the_process_and_its_output_reaches_the_logs() {
+    require_root!();
+    let root = tempfile::tempdir().expect("tmp");
+    let engine = engine(root.path());
+    let mut spec = InstanceSpec::single("t-env", "t-env", "busybox");
+    spec.containers[0].command = cmd(&["sh", "-c"]);
+    spec.containers[0].args = cmd(&[
+        "echo \"$GREETING $0 $(id -u):$(id -g)\"; echo oops >&2",
+        "world",
+    ]);
+    spec.containers[0]
+        .env
+        .push(("GREETING".into(), "hello".into()));
+    spec.containers[0].user = Some("app".into());
+    engine.create(spec).await.expect("create");
+    wait_for(&engine, "t-env", Duration::from_secs(20), |s| {
+        s.phase.is_finished()
+    })
+    .await;
+    let logs = log_text(&engine, "t-env", "t-env", false).await;
+    assert!(logs.contains("hello world 1000:1000\n"), "{logs}");
+    assert!(logs.contains("oops\n"), "{logs}");
+    engine.remove("t-env").await.expect("remove");
+}
