@@ -164,7 +164,7 @@ fn hostile_layers_cannot_write_outside_the_snapshot() {
     // `../escape`: refused outright.
     let err = s
         .unpack(&gzip(&tar(&[Entry::File("../escape", b"x")])))
-        .unwrap_err();
+        .expect_err("should fail");
     assert!(
         matches!(err, UnpackError::Escapes(ref p) if p == "../escape"),
         "{err}"
@@ -179,7 +179,7 @@ fn hostile_layers_cannot_write_outside_the_snapshot() {
             Entry::Dir("a/"),
             Entry::File("a/../../escape", b"x"),
         ]))
-        .unwrap_err();
+        .expect_err("should fail");
     assert!(matches!(err, UnpackError::Escapes(_)), "{err}");
     assert!(!s.dir.path().join("snap/escape").exists());
 
@@ -200,7 +200,7 @@ fn hostile_layers_cannot_write_outside_the_snapshot() {
             Entry::Symlink("a", "/"),
             Entry::File("a/etc/nodeless-x", b"x"),
         ]))
-        .unwrap_err();
+        .expect_err("should fail");
     assert!(
         matches!(err, UnpackError::ThroughSymlink { ref link, .. } if link == "a"),
         "{err}"
@@ -214,7 +214,7 @@ fn hostile_layers_cannot_write_outside_the_snapshot() {
             Entry::Symlink("up", "../../../../../../.."),
             Entry::File("up/tmp/nodeless-y", b"y"),
         ]))
-        .unwrap_err();
+        .expect_err("should fail");
     assert!(matches!(err, UnpackError::ThroughSymlink { .. }), "{err}");
     assert!(!Path::new("/tmp/nodeless-y").exists());
 
@@ -222,11 +222,11 @@ fn hostile_layers_cannot_write_outside_the_snapshot() {
     s.fresh();
     let err = s
         .unpack(&tar(&[Entry::HardLink("pw", "/etc/passwd")]))
-        .unwrap_err();
+        .expect_err("should fail");
     assert!(matches!(err, UnpackError::BadHardLink { .. }), "{err}");
     let err = s
         .unpack(&tar(&[Entry::HardLink("pw", "../../../../etc/passwd")]))
-        .unwrap_err();
+        .expect_err("should fail");
     assert!(matches!(err, UnpackError::BadHardLink { .. }), "{err}");
 
     // Hard link through a symlinked directory that points at the host's /etc.
@@ -236,7 +236,7 @@ fn hostile_layers_cannot_write_outside_the_snapshot() {
             Entry::Symlink("e", "/etc"),
             Entry::HardLink("pw", "e/passwd"),
         ]))
-        .unwrap_err();
+        .expect_err("should fail");
     assert!(matches!(err, UnpackError::BadHardLink { .. }), "{err}");
 
     // A symlink to /etc/passwd replaced by a file: the file replaces the link, not its target.
@@ -412,7 +412,7 @@ fn zstd_and_plain_layers_unpack_and_the_diff_id_is_checked() {
     let blob = s.dir.path().join("layer.blob");
     fs::write(&blob, gzip(&plain)).expect("write");
     let wrong = format!("sha256:{}", "0".repeat(64));
-    let err = unpack_layer(&blob, &s.fs(), Some(&wrong)).unwrap_err();
+    let err = unpack_layer(&blob, &s.fs(), Some(&wrong)).expect_err("should fail");
     assert!(
         matches!(err, UnpackError::DiffIdMismatch { ref actual, .. } if *actual == diff_id),
         "{err}"

@@ -74,10 +74,9 @@ impl RegistryAuth {
         for (key, entry) in &auths {
             let host = canonical_host(key_host(key));
             let exact = host == wanted;
-            if exact || host_glob_matches(&host, &wanted) {
-                if best.is_none_or(|(was_exact, _)| exact && !was_exact) {
-                    best = Some((exact, entry));
-                }
+            let better = best.is_none_or(|(was_exact, _)| exact && !was_exact);
+            if (exact || host_glob_matches(&host, &wanted)) && better {
+                best = Some((exact, entry));
             }
         }
         let entry: DockerConfigEntry = serde_json::from_value(best?.1.clone()).ok()?;

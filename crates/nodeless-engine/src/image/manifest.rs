@@ -302,7 +302,7 @@ mod tests {
     #[test]
     fn a_missing_platform_is_reported_with_what_the_index_has() {
         let entries = index(&[("linux/arm64", "sha256:a"), ("windows/amd64", "sha256:w")]);
-        let err = select_platform(&entries, &platform("linux/amd64")).unwrap_err();
+        let err = select_platform(&entries, &platform("linux/amd64")).expect_err("should fail");
         assert_eq!(
             err.to_string(),
             "the image index has no manifest for linux/amd64 (it has: linux/arm64, windows/amd64)"

@@ -354,7 +354,7 @@ mod tests {
     fn non_sha256_digests_are_refused_clearly() {
         let err = format!("a@sha512:{}", "0".repeat(128))
             .parse::<ImageReference>()
-            .unwrap_err();
+            .expect_err("should fail");
         assert_eq!(err, ReferenceError::UnsupportedDigest("sha512".into()));
     }
 

@@ -98,7 +98,7 @@ async fn never_fails_for_an_absent_image() {
     let err = svc
         .ensure("busybox", PullPolicy::Never, None)
         .await
-        .unwrap_err();
+        .expect_err("should fail");
     assert!(
         matches!(err, ImageError::NotPresent { ref reference } if reference == "docker.io/library/busybox:latest")
     );
@@ -132,7 +132,7 @@ async fn a_missing_image_reports_the_registry_answer_without_retrying() {
     let err = svc
         .ensure("127.0.0.1:5000/nope:1", PullPolicy::IfNotPresent, None)
         .await
-        .unwrap_err();
+        .expect_err("should fail");
     assert_eq!(
         err.to_string(),
         r#"pulling image "127.0.0.1:5000/nope:1": manifest unknown (registry answered 404)"#
@@ -181,7 +181,7 @@ async fn a_corrupted_blob_is_detected_and_not_stored() {
     let err = svc
         .ensure("127.0.0.1:5000/app:1", PullPolicy::IfNotPresent, None)
         .await
-        .unwrap_err();
+        .expect_err("should fail");
     let text = err.to_string();
     assert!(
         text.contains(&format!(
@@ -224,7 +224,7 @@ async fn a_mirror_serves_its_registry_and_the_registry_is_the_fallback() {
     let err = svc
         .ensure("nowhere", PullPolicy::IfNotPresent, None)
         .await
-        .unwrap_err();
+        .expect_err("should fail");
     assert_eq!(
         err.to_string(),
         r#"pulling image "docker.io/library/nowhere:latest": manifest unknown (registry answered 404) (from mirror http://mirror:5000/); manifest unknown (registry answered 404) (from docker.io)"#
@@ -356,7 +356,7 @@ async fn invalid_references_are_rejected_before_any_request() {
     let err = svc
         .ensure("Not/Valid", PullPolicy::IfNotPresent, None)
         .await
-        .unwrap_err();
+        .expect_err("should fail");
     assert!(matches!(err, ImageError::InvalidReference { .. }));
     assert_eq!(registry.manifest_requests.load(Ordering::SeqCst), 0);
 }
