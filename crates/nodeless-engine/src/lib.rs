@@ -8,6 +8,7 @@
 
 pub mod image;
 pub mod instance;
+pub mod network;
 pub mod sandbox;
 
 pub use instance::supervisor::shim_main;
