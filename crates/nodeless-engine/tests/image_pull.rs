@@ -439,3 +439,58 @@ async fn gc_removes_unused_images_but_keeps_layers_shared_with_used_ones() {
     }
     assert!(svc.list().expect("list").is_empty());
 }
+
+/// Timings for the busybox image, not a pass/fail test:
+/// `cargo test --release -p nodeless-engine --test image_pull -- --ignored --nocapture busybox_timings`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "measurement; run by hand"]
+async fn busybox_timings() {
+    if support::skip_unless_root("busybox_timings") {
+        return;
+    }
+    let registry = support::Registry::start();
+    let layout = tempfile::tempdir().expect("layout");
+    let built = support::build_busybox_image(layout.path());
+    support::push(&built, &registry, "busybox:1");
+    let reference = format!("{}/busybox:1", registry.host());
+    let runs = 20;
+    let (mut cold, mut warm, mut unpack) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..runs {
+        let root = tempfile::tempdir().expect("root");
+        let svc = open(root.path(), RegistryConfig::default());
+        let started = Instant::now();
+        svc.ensure(&reference, PullPolicy::IfNotPresent, None)
+            .await
+            .expect("cold");
+        cold.push(started.elapsed());
+        let started = Instant::now();
+        svc.ensure(&reference, PullPolicy::IfNotPresent, None)
+            .await
+            .expect("warm");
+        warm.push(started.elapsed());
+        let blob = root
+            .path()
+            .join("blobs/sha256")
+            .join(&built.layers[0].digest["sha256:".len()..]);
+        let dest = root.path().join("unpack-only");
+        std::fs::create_dir(&dest).expect("dest");
+        let started = Instant::now();
+        nodeless_engine::image::unpack_layer(&blob, &dest, Some(&built.diff_ids[0]))
+            .expect("unpack");
+        unpack.push(started.elapsed());
+    }
+    let stats = |name: &str, mut v: Vec<Duration>| {
+        v.sort();
+        eprintln!(
+            "{name}: p50 {:?}, p90 {:?}, min {:?}, max {:?} ({runs} runs)",
+            v[v.len() / 2],
+            v[v.len() * 9 / 10],
+            v[0],
+            v[v.len() - 1]
+        );
+    };
+    eprintln!("busybox layer: {} bytes compressed", built.layers[0].size);
+    stats("cold ensure (pull + verify + unpack)", cold);
+    stats("unpack only", unpack);
+    stats("warm ensure", warm);
+}

@@ -16,6 +16,9 @@
 //!   directories, lowest first. Overlay wants the top-most first: `lowerdir=` them reversed.
 //!   Whiteouts in them are overlayfs's own (0/0 character devices, `trusted.overlay.opaque`),
 //!   so they work as lower layers as they are. Never write into them: they are shared.
+//!   Each path is ~`ROOT/snapshots/<64 hex>/fs`; overlay's mount data is one page (4096 bytes),
+//!   so an image of more than ~30 layers needs short paths (e.g. mount from inside
+//!   `ROOT/snapshots` with relative `lowerdir`s, or bind-mount aliases), as containerd does.
 //! - `digest` is what `in_use` for `gc` should hold (ids and references are accepted too).
 //!   `gc` removes every image not in use and not ensured within the grace period, so call it
 //!   when disk is short (or periodically), not after every instance.

@@ -225,6 +225,7 @@ impl Puller {
                 image.manifest_reference(),
                 auth,
                 image.digest(),
+                "",
             )
             .await?;
         let mut digest = top_digest.clone();
@@ -243,8 +244,16 @@ impl Puller {
                         select_platform(&entries, &self.platform).map_err(manifest_error)?;
                     parse_digest(&entry.digest)
                         .map_err(|e| manifest_error(ManifestError::Invalid(e.to_string())))?;
+                    let object = format!("manifest {}", entry.digest);
                     (digest, bytes) = self
-                        .manifest(endpoint, image, &entry.digest, auth, Some(&entry.digest))
+                        .manifest(
+                            endpoint,
+                            image,
+                            &entry.digest,
+                            auth,
+                            Some(&entry.digest),
+                            &object,
+                        )
                         .await?;
                 }
             }
@@ -253,6 +262,7 @@ impl Puller {
     }
 
     /// Fetches one manifest, checks it against `pinned` and its own digest, and stores it.
+    /// `object` names it in errors (empty for the one the reference names).
     async fn manifest(
         &self,
         endpoint: &Endpoint,
@@ -260,6 +270,7 @@ impl Puller {
         reference: &str,
         auth: Option<&RegistryAuth>,
         pinned: Option<&str>,
+        object: &str,
     ) -> Result<(String, Vec<u8>), Attempt> {
         let fetch = || async {
             let fetched = self
@@ -275,14 +286,14 @@ impl Puller {
                 _ => Ok((actual, fetched.bytes.to_vec())),
             }
         };
-        let (digest, bytes) = self.retry.run("manifest", fetch).await.map_err(|error| {
-            let object = if pinned.is_some() && pinned != image.digest() {
-                format!("manifest {reference}")
-            } else {
-                String::new()
-            };
-            Attempt::Fetch { object, error }
-        })?;
+        let (digest, bytes) =
+            self.retry
+                .run("manifest", fetch)
+                .await
+                .map_err(|error| Attempt::Fetch {
+                    object: object.to_string(),
+                    error,
+                })?;
         self.store.put_blob(&digest, &bytes)?;
         Ok((digest, bytes))
     }

@@ -81,6 +81,8 @@ pub(crate) trait Transport: Send + Sync + 'static {
     ) -> Result<BlobStream, FetchError>;
 }
 
+const MAX_CLIENTS: usize = 64;
+
 /// oci-client keeps the first credentials it sees per registry, so one client is kept per
 /// endpoint and credentials.
 #[derive(Hash, PartialEq, Eq)]
@@ -136,6 +138,10 @@ impl OciTransport {
             ..ClientConfig::default()
         };
         let client = Client::try_from(config).map_err(map_error)?;
+        // Each distinct credential gets a client; forget them all rather than grow without end.
+        if clients.len() >= MAX_CLIENTS {
+            clients.clear();
+        }
         clients.insert(key, client.clone());
         Ok(client)
     }
