@@ -98,14 +98,13 @@ async fn busybox_is_pulled_once_and_then_served_without_the_registry() {
             .expect("after restart"),
         image
     );
+    // Always does ask, and says why it cannot (usually "cannot reach the registry"; the freed
+    // port may meanwhile belong to another test's registry, which answers 404).
     let err = svc
         .ensure(&reference, PullPolicy::Always, None)
         .await
         .expect_err("should fail");
-    assert!(
-        err.to_string().contains("cannot reach the registry"),
-        "{err}"
-    );
+    assert!(matches!(err, ImageError::Pull { .. }), "{err}");
     eprintln!("busybox pull: cold {cold:?}, warm {warm:?}");
 }
 
