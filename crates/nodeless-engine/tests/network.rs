@@ -12,7 +12,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use nodeless_engine::network::{
-    connect_in_netns, run_in_netns, Network, NetworkConfig, PortMapping,
+    connect_in_netns, masquerade, run_in_netns, Network, NetworkConfig, PortMapping,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -52,6 +52,15 @@ impl TestNet {
             .unwrap_or(0)
     }
 
+    /// The kernel destroys a detached namespace and its veth pair in the background.
+    async fn wait_veths(&self, want: usize) -> usize {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.veths() != want && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        self.veths()
+    }
+
     fn leases(&self) -> Vec<String> {
         let dir = self.net.config().lease_dir();
         let Ok(entries) = std::fs::read_dir(dir) else {
@@ -86,6 +95,8 @@ impl Drop for TestNet {
         let _ = Command::new("ip")
             .args(["link", "del", &self.bridge])
             .status();
+        let subnet = self.net.subnet();
+        let _ = masquerade::apply(&masquerade::HostNatTable, &cfg.name, subnet, false);
     }
 }
 
@@ -230,9 +241,9 @@ async fn detach_removes_the_veth_the_lease_and_the_namespace() {
     assert_eq!(t.leases(), vec![a.ip.to_string()]);
     assert!(a.netns.exists());
     t.net.detach("a").await.expect("detach");
-    assert_eq!(t.veths(), 0);
     assert!(t.leases().is_empty());
     assert!(!a.netns.exists());
+    assert_eq!(t.wait_veths(0).await, 0);
     t.net.detach("a").await.expect("detach again is fine");
 }
 
@@ -251,12 +262,7 @@ async fn detach_after_the_namespace_was_deleted_still_releases_the_lease() {
     assert!(status.success());
     t.net.detach("a").await.expect("detach without a namespace");
     assert!(t.leases().is_empty());
-    // The kernel destroys a deleted namespace's devices in the background.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while t.veths() > 0 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert_eq!(t.veths(), 0);
+    assert_eq!(t.wait_veths(0).await, 0);
 }
 
 #[tokio::test]
@@ -293,6 +299,35 @@ async fn a_published_host_port_reaches_the_instance_until_detach() {
         Duration::from_millis(500),
     );
     assert!(after.is_err(), "the mapping is gone after detach");
+}
+
+fn nat_rules() -> String {
+    let out = Command::new("iptables")
+        .args(["-w", "-t", "nat", "-S"])
+        .output()
+        .expect("iptables -S");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test]
+async fn masquerade_is_one_subnet_rule_that_goes_away_when_disabled() {
+    if support::skip_unless_root("masquerade_is_one_subnet_rule_that_goes_away_when_disabled") {
+        return;
+    }
+    let t = TestNet::new(9, true);
+    let chain = masquerade::chain_name(&t.net.config().name);
+    let rules = nat_rules();
+    assert!(rules.contains(&format!("-A POSTROUTING -s 10.231.9.0/24 -m comment --comment nodeless-network-nlt-net9 -j {chain}")), "{rules}");
+    assert!(
+        rules.contains(&format!("-A {chain} -j MASQUERADE")),
+        "{rules}"
+    );
+    t.net.attach("a", &[]).await.expect("attach");
+    t.net.detach("a").await.expect("detach");
+    let mut cfg = t.net.config().clone();
+    cfg.masquerade = false;
+    Network::new(cfg).expect("reopen without masquerade");
+    assert!(!nat_rules().contains(&chain), "rules removed");
 }
 
 #[tokio::test]
@@ -339,7 +374,7 @@ async fn orphans_are_cleaned_up_by_a_restarted_engine() {
     let live: HashSet<String> = ["keep".to_string()].into();
     let cleaned = restarted.cleanup_orphans(&live).await.expect("cleanup");
     assert_eq!(cleaned, vec!["orphan".to_string()]);
-    assert_eq!(t.veths(), 1);
+    assert_eq!(t.wait_veths(1).await, 1);
     assert_eq!(t.leases(), vec![keep.ip.to_string()]);
     assert!(!orphan.netns.exists());
     assert!(keep.netns.exists());
@@ -417,5 +452,5 @@ async fn attach_and_detach_latency_is_reported() {
     );
     masq.net.detach("warm").await.expect("detach");
     plain.net.detach("warm").await.expect("detach");
-    assert_eq!(masq.veths(), 0);
+    assert_eq!(masq.wait_veths(0).await, 0);
 }

@@ -12,6 +12,7 @@ use tracing::Instrument;
 use super::cni::{Chain, CniCommand, CniResult, Invocation, PluginExec};
 use super::config::{self, NetworkConfig, INSTANCE_IFNAME};
 use super::exec::HostPlugins;
+use super::masquerade::{self, HostNatTable};
 use super::netns::{HostNamespaces, Namespaces};
 use super::portmap::{self, PortMapping};
 use super::record::{Record, Records};
@@ -46,6 +47,7 @@ impl Network {
             Some(subnet) => subnet,
             None => host_subnet(&cfg)?,
         };
+        masquerade::apply(&HostNatTable, &cfg.name, subnet, cfg.masquerade)?;
         let namespaces =
             HostNamespaces::prepare(&cfg.netns_dir).map_err(NetworkError::PrepareNetns)?;
         Self::with_parts(cfg, subnet, Arc::new(plugins), Arc::new(namespaces))
@@ -223,22 +225,18 @@ impl Network {
 
     /// DEL (with the cached result when there is one), then the namespace, then the record.
     /// Without a record the full chain is asked to release whatever it holds for the id.
+    /// DEL never gets the namespace: with it, the bridge plugin deletes the veth itself and
+    /// waits for the kernel (tens of ms); unmounting the namespace has the kernel do the same
+    /// in the background.
     pub(super) async fn teardown(&self, id: &str, rec: Option<Record>) -> Result<(), NetworkError> {
         let (netns, chain, ports, result) = match rec {
             Some(r) => (r.netns, r.chain, r.port_mappings, r.result),
             None => (self.netns_path(id), self.full_chain(), Vec::new(), None),
         };
-        // An empty CNI_NETNS tells the plugins the namespace is gone: they release the lease
-        // and host-side state and skip the rest.
-        let live_netns = self
-            .inner
-            .namespaces
-            .exists(&netns)
-            .then_some(netns.as_path());
         let inv = Invocation {
             command: CniCommand::Del,
             container_id: id,
-            netns: live_netns,
+            netns: None,
             ifname: INSTANCE_IFNAME,
         };
         let runtime = portmap::runtime_config(&ports);

@@ -24,7 +24,8 @@ pub struct NetworkConfig {
     /// `None`: 10.88.0.0/16, or the first of 10.89.0.0/16 … 10.254.0.0/16 that collides with
     /// no host route; a subnet chosen earlier (in `state_dir`) is kept.
     pub subnet: Option<Ipv4Net>,
-    /// Masquerade instance traffic leaving the subnet (egress to the host's networks).
+    /// Masquerade instance traffic leaving the subnet (egress to the host's networks), with
+    /// one iptables rule for the subnet.
     pub masquerade: bool,
     pub mtu: Option<u32>,
     /// Where the plugin binaries are looked up, in order.
@@ -108,7 +109,8 @@ pub fn chain(cfg: &NetworkConfig, subnet: Ipv4Net, with_portmap: bool) -> Chain 
         "type": "bridge",
         "bridge": cfg.bridge,
         "isGateway": true,
-        "ipMasq": cfg.masquerade,
+        // Masquerading is one subnet-wide rule (masquerade.rs), not per-instance rules.
+        "ipMasq": false,
         "hairpinMode": true,
         "ipam": {
             "type": "host-local",

@@ -3,13 +3,19 @@
 //!
 //! The chain nodeless runs for each instance (written to `<state_dir>/<name>.conflist` too):
 //! 1. `loopback` (its own one-plugin network) sets `lo` up in the namespace;
-//! 2. `bridge` creates `nodeless0` (the gateway, optionally masquerading egress), a veth pair
-//!    with `eth0` in the namespace, and asks `host-local` for an address on the subnet with a
-//!    default route through the gateway;
+//! 2. `bridge` creates `nodeless0` (the gateway), a veth pair with `eth0` in the namespace,
+//!    and asks `host-local` for an address on the subnet with a default route through the
+//!    gateway;
 //! 3. `portmap` maps host ports to the instance (only for instances that publish ports).
 //!
+//! Egress masquerading (optional) is one nat rule for the whole subnet, set when the network
+//! opens (`masquerade.rs`), so attach and detach run no iptables unless ports are published.
+//!
 //! Namespaces are named files, `/run/netns/nodeless-<id>`, so a restarted engine finds them.
-//! Detach runs DEL with the cached ADD result and removes the namespace; both are idempotent.
+//! Detach runs DEL with the cached ADD result and an empty `CNI_NETNS` (the plugins then only
+//! release the lease and port mappings), and unmounts the namespace: the kernel destroys it and
+//! its veth pair in the background once the instance's processes are gone, rather than the
+//! bridge plugin waiting ~30 ms for the veth deletion. Both steps are idempotent.
 //! `cleanup_orphans` detaches every instance the engine no longer knows of, found through its
 //! records, its namespaces and its host-local leases.
 //!
@@ -28,6 +34,7 @@ mod attach;
 pub mod cni;
 pub mod config;
 pub mod exec;
+pub mod masquerade;
 pub mod netns;
 mod orphans;
 pub mod portmap;
@@ -45,6 +52,7 @@ pub use attach::Network;
 pub use cni::{CniCommand, CniError, Invocation, PluginExec};
 pub use config::NetworkConfig;
 pub use exec::HostPlugins;
+pub use masquerade::MasqueradeError;
 pub use netns::{run_in_netns, HostNamespaces, Namespaces, NetnsError};
 pub use portmap::{PortMapping, Protocol};
 pub use record::RecordError;
@@ -67,6 +75,8 @@ pub enum NetworkError {
     MissingPlugin(CniError),
     #[error(transparent)]
     PrepareNetns(NetnsError),
+    #[error("egress masquerade: {0}")]
+    Masquerade(#[from] MasqueradeError),
     #[error("read host routes: {0}")]
     HostRoutes(#[source] std::io::Error),
     #[error("write {path}: {source}")]

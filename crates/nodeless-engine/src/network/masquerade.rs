@@ -1,0 +1,267 @@
+//! Egress masquerading for a whole instance subnet: one iptables chain per network, jumped to
+//! from nat POSTROUTING for traffic from the subnet, set up once when the network opens.
+//!
+//! The bridge plugin's `ipMasq` does the same per instance, at the cost of iptables runs on
+//! every attach and detach (tens of milliseconds each), and it needs the namespace alive on DEL
+//! to find its rules. One subnet-wide rule behaves the same and costs nothing per instance.
+
+use std::fmt;
+use std::process::Command;
+
+use ipnet::Ipv4Net;
+use sha2::{Digest, Sha256};
+
+#[derive(Debug, thiserror::Error)]
+pub enum MasqueradeError {
+    #[error("run iptables {args}: {source} (apt-get install iptables)")]
+    Spawn {
+        args: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("iptables {args} failed: {stderr}")]
+    Failed { args: String, stderr: String },
+}
+
+/// Runs `iptables -w -t nat ARGS...`; returns stdout, or the failure's stderr as `Err(Ok)`.
+pub trait NatTable: Send + Sync + fmt::Debug {
+    fn run(&self, args: &[String]) -> Result<Result<String, String>, MasqueradeError>;
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct HostNatTable;
+
+impl NatTable for HostNatTable {
+    fn run(&self, args: &[String]) -> Result<Result<String, String>, MasqueradeError> {
+        let out = Command::new("iptables")
+            .args(["-w", "-t", "nat"])
+            .args(args)
+            .output()
+            .map_err(|source| MasqueradeError::Spawn {
+                args: args.join(" "),
+                source,
+            })?;
+        Ok(if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+        })
+    }
+}
+
+/// `NODELESS-MASQ-<hash of the network name>`: unique per network, under iptables' 28 bytes.
+pub fn chain_name(network: &str) -> String {
+    let hash = Sha256::digest(network.as_bytes());
+    format!(
+        "NODELESS-MASQ-{:02X}{:02X}{:02X}{:02X}",
+        hash[0], hash[1], hash[2], hash[3]
+    )
+}
+
+/// Makes the nat table masquerade traffic from `subnet` to anywhere outside it (and outside
+/// multicast) when `enabled`, and removes nodeless's rules for `network` when not. Idempotent;
+/// a changed subnet replaces the old rules.
+pub fn apply(
+    nat: &dyn NatTable,
+    network: &str,
+    subnet: Ipv4Net,
+    enabled: bool,
+) -> Result<(), MasqueradeError> {
+    let chain = chain_name(network);
+    let jumps = existing_jumps(nat, &chain)?;
+    let wanted = jump_rule(network, subnet, &chain);
+    for rule in jumps.iter().filter(|r| !enabled || **r != wanted) {
+        let mut args = vec!["-D".to_string(), "POSTROUTING".to_string()];
+        args.extend(rule.iter().cloned());
+        must(nat, &args)?;
+    }
+    if !enabled {
+        // Both fail when the chain does not exist, which is the state we want.
+        let _ = nat.run(&strings(&["-F", &chain]))?;
+        let _ = nat.run(&strings(&["-X", &chain]))?;
+        return Ok(());
+    }
+    if nat.run(&strings(&["-N", &chain]))?.is_err() {
+        must(nat, &strings(&["-F", &chain]))?; // it exists: refill it for this subnet
+    }
+    let subnet = subnet.trunc().to_string();
+    must(
+        nat,
+        &strings(&["-A", &chain, "-d", &subnet, "-j", "RETURN"]),
+    )?;
+    must(
+        nat,
+        &strings(&["-A", &chain, "-d", "224.0.0.0/4", "-j", "RETURN"]),
+    )?;
+    must(nat, &strings(&["-A", &chain, "-j", "MASQUERADE"]))?;
+    if !jumps.contains(&wanted) {
+        let mut args = strings(&["-A", "POSTROUTING"]);
+        args.extend(wanted);
+        must(nat, &args)?;
+    }
+    Ok(())
+}
+
+/// The POSTROUTING rule (after `-A POSTROUTING`) that sends the subnet's traffic to `chain`,
+/// spelled as `iptables -S` prints it.
+fn jump_rule(network: &str, subnet: Ipv4Net, chain: &str) -> Vec<String> {
+    // No spaces: `iptables -S` would quote the comment, and quotes do not survive an argv.
+    let comment = format!("nodeless-network-{network}");
+    strings(&[
+        "-s",
+        &subnet.trunc().to_string(),
+        "-m",
+        "comment",
+        "--comment",
+        &comment,
+        "-j",
+        chain,
+    ])
+}
+
+/// POSTROUTING rules jumping to `chain`, as argument lists without `-A POSTROUTING`.
+fn existing_jumps(nat: &dyn NatTable, chain: &str) -> Result<Vec<Vec<String>>, MasqueradeError> {
+    let listing = must(nat, &strings(&["-S", "POSTROUTING"]))?;
+    Ok(listing
+        .lines()
+        .filter_map(|line| line.strip_prefix("-A POSTROUTING "))
+        .map(|rule| {
+            rule.split_whitespace()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .filter(|args| args.windows(2).any(|w| w[0] == "-j" && w[1] == chain))
+        .collect())
+}
+
+fn must(nat: &dyn NatTable, args: &[String]) -> Result<String, MasqueradeError> {
+    nat.run(args)?.map_err(|stderr| MasqueradeError::Failed {
+        args: args.join(" "),
+        stderr,
+    })
+}
+
+fn strings(args: &[&str]) -> Vec<String> {
+    args.iter().map(|s| s.to_string()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+
+    /// A nat table with just POSTROUTING and chains, answering like iptables.
+    #[derive(Debug, Default)]
+    struct FakeNat {
+        postrouting: Mutex<Vec<String>>,
+        chains: Mutex<std::collections::HashMap<String, Vec<String>>>,
+    }
+
+    impl NatTable for FakeNat {
+        fn run(&self, args: &[String]) -> Result<Result<String, String>, MasqueradeError> {
+            let mut post = self.postrouting.lock().expect("lock");
+            let mut chains = self.chains.lock().expect("lock");
+            let rest = args[2..].join(" ");
+            let done = Ok(String::new());
+            let no_chain = Err("No chain/target/match by that name.".to_string());
+            Ok(match (args[0].as_str(), args[1].as_str()) {
+                ("-S", "POSTROUTING") => Ok(post
+                    .iter()
+                    .map(|r| format!("-A POSTROUTING {r}\n"))
+                    .collect()),
+                ("-A", "POSTROUTING") => {
+                    post.push(rest);
+                    done
+                }
+                ("-D", "POSTROUTING") => match post.iter().position(|r| *r == rest) {
+                    Some(i) => {
+                        post.remove(i);
+                        done
+                    }
+                    None => Err("Bad rule".into()),
+                },
+                ("-N", c) if chains.contains_key(c) => Err("Chain already exists.".into()),
+                ("-N", c) => {
+                    chains.insert(c.into(), vec![]);
+                    done
+                }
+                ("-F", c) => match chains.get_mut(c) {
+                    Some(rules) => {
+                        rules.clear();
+                        done
+                    }
+                    None => no_chain,
+                },
+                ("-X", c) => chains.remove(c).map_or(no_chain, |_| done),
+                ("-A", c) => match chains.get_mut(c) {
+                    Some(rules) => {
+                        rules.push(rest);
+                        done
+                    }
+                    None => no_chain,
+                },
+                _ => Err(format!("unexpected {args:?}")),
+            })
+        }
+    }
+
+    fn net(s: &str) -> Ipv4Net {
+        s.parse().expect("subnet")
+    }
+
+    #[test]
+    fn masquerade_adds_one_jump_and_a_chain_that_skips_the_subnet() {
+        let nat = FakeNat::default();
+        apply(&nat, "nodeless", net("10.88.0.0/16"), true).expect("apply");
+        apply(&nat, "nodeless", net("10.88.0.0/16"), true).expect("apply again");
+        let chain = chain_name("nodeless");
+        assert_eq!(
+            *nat.postrouting.lock().expect("lock"),
+            vec![format!(
+                "-s 10.88.0.0/16 -m comment --comment nodeless-network-nodeless -j {chain}"
+            )]
+        );
+        assert_eq!(
+            nat.chains.lock().expect("lock")[&chain],
+            vec![
+                "-d 10.88.0.0/16 -j RETURN",
+                "-d 224.0.0.0/4 -j RETURN",
+                "-j MASQUERADE"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_new_subnet_replaces_the_old_rules() {
+        let nat = FakeNat::default();
+        apply(&nat, "nodeless", net("10.88.0.0/16"), true).expect("apply");
+        apply(&nat, "nodeless", net("10.90.0.0/16"), true).expect("apply");
+        let post = nat.postrouting.lock().expect("lock").clone();
+        assert_eq!(post.len(), 1);
+        assert!(post[0].starts_with("-s 10.90.0.0/16"));
+    }
+
+    #[test]
+    fn disabling_removes_jump_and_chain_and_is_idempotent() {
+        let nat = FakeNat::default();
+        nat.postrouting
+            .lock()
+            .expect("lock")
+            .push("-j SOMEONE-ELSE".into());
+        apply(&nat, "nodeless", net("10.88.0.0/16"), true).expect("apply");
+        apply(&nat, "nodeless", net("10.88.0.0/16"), false).expect("disable");
+        apply(&nat, "nodeless", net("10.88.0.0/16"), false).expect("disable again");
+        assert_eq!(
+            *nat.postrouting.lock().expect("lock"),
+            vec!["-j SOMEONE-ELSE"]
+        );
+        assert!(nat.chains.lock().expect("lock").is_empty());
+    }
+
+    #[test]
+    fn chain_names_fit_iptables_and_differ_per_network() {
+        assert!(chain_name("a-very-long-network-name-indeed").len() <= 28);
+        assert_ne!(chain_name("a"), chain_name("b"));
+    }
+}
