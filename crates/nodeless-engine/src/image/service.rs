@@ -148,7 +148,7 @@ impl ImageService {
     ) -> Result<Image, ImageError> {
         let image = parse(reference)?;
         if policy != PullPolicy::Always {
-            if let Some(found) = self.local(&image.to_string())? {
+            if let Some(found) = self.local(&image)? {
                 return Ok(found);
             }
             if policy == PullPolicy::Never {
@@ -181,17 +181,52 @@ impl ImageService {
 
     /// The image if it is here, complete; never touches the network.
     pub fn get(&self, reference: &str) -> Result<Option<Image>, ImageError> {
-        self.local(&parse(reference)?.to_string())
+        self.local(&parse(reference)?)
     }
 
-    fn local(&self, reference: &str) -> Result<Option<Image>, ImageError> {
-        match self.inner.store.read_record(reference)? {
+    fn local(&self, image: &ImageReference) -> Result<Option<Image>, ImageError> {
+        let store = &self.inner.store;
+        let record = match (store.read_record(&image.to_string())?, image.digest()) {
+            (Some(record), _) => Some(record),
+            (None, Some(digest)) => self.adopt_pinned(image, digest)?,
+            (None, None) => None,
+        };
+        match record {
             Some(record) if self.inner.puller.is_complete(&record) => {
                 self.inner.mark_used(&record.digest);
                 Ok(Some(self.inner.image(&record)?))
             }
             _ => Ok(None),
         }
+    }
+
+    /// `repo@sha256:…` is already here when another reference of the same repository resolved
+    /// to that digest: the content is the same by definition. It gets its own record. (Only the
+    /// same repository: its credentials were checked when it was pulled.)
+    fn adopt_pinned(
+        &self,
+        image: &ImageReference,
+        digest: &str,
+    ) -> Result<Option<ImageRecord>, ImageError> {
+        let name = image.name();
+        let same_repository = |r: &ImageRecord| {
+            r.reference
+                .parse::<ImageReference>()
+                .is_ok_and(|other| other.name() == name)
+        };
+        let found =
+            self.inner.store.records()?.into_iter().find(|r| {
+                (r.digest == digest || r.manifest_digest == digest) && same_repository(r)
+            });
+        let Some(mut record) = found else {
+            return Ok(None);
+        };
+        record.reference = image.to_string();
+        if record.manifest_digest == digest {
+            record.digest = digest.to_string();
+        }
+        self.inner.store.write_record(&record)?;
+        Ok(Some(record))
     }
 
     /// All image records, by reference.

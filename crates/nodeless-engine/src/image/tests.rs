@@ -360,3 +360,29 @@ async fn invalid_references_are_rejected_before_any_request() {
     assert!(matches!(err, ImageError::InvalidReference { .. }));
     assert_eq!(registry.manifest_requests.load(Ordering::SeqCst), 0);
 }
+
+#[tokio::test]
+async fn a_digest_pinned_reference_is_served_from_a_tag_of_the_same_repository() {
+    let (_dir, registry, svc) = setup();
+    let digest = registry.push_image(LOCAL, "app", "1", "a");
+    registry.push_image(LOCAL, "other", "1", "a");
+    svc.ensure("127.0.0.1:5000/app:1", PullPolicy::IfNotPresent, None)
+        .await
+        .expect("pull");
+    svc.ensure("127.0.0.1:5000/other:1", PullPolicy::IfNotPresent, None)
+        .await
+        .expect("pull");
+    let requests = registry.manifest_requests.load(Ordering::SeqCst);
+    let pinned = format!("127.0.0.1:5000/app@{digest}");
+    let image = svc
+        .ensure(&pinned, PullPolicy::Never, None)
+        .await
+        .expect("pinned from the tag");
+    assert_eq!(
+        (image.reference.as_str(), image.digest.as_str()),
+        (pinned.as_str(), digest.as_str())
+    );
+    assert_eq!(registry.manifest_requests.load(Ordering::SeqCst), requests);
+    let elsewhere = format!("127.0.0.1:5000/third@{digest}");
+    assert!(svc.get(&elsewhere).expect("get").is_none());
+}
