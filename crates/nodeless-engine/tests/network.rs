@@ -1,6 +1,6 @@
 //! Instance networking against the real CNI plugins (root only): addresses, reachability,
 //! published ports, detach and orphan cleanup, and attach/detach latency.
-//! Each test has its own bridge `nltN`, subnet 10.231.N.0/24, namespace prefix and lease dir.
+//! Each test has its own [`TestNetwork`] (tags 1-19 are this file's).
 
 mod support;
 
@@ -11,120 +11,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use nodeless_engine::network::{
-    connect_in_netns, masquerade, run_in_netns, Network, NetworkConfig, PortMapping,
-};
+use nodeless_engine::network::{connect_in_netns, masquerade, run_in_netns, Network, PortMapping};
+use support::network::{netns_name, ping_from, TestNetwork};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-struct TestNet {
-    net: Network,
-    bridge: String,
-    _dir: tempfile::TempDir,
-}
-
-impl TestNet {
-    fn new(n: u8, masquerade: bool) -> TestNet {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut cfg = NetworkConfig::new(dir.path().join("state"));
-        cfg.name = format!("nlt-net{n}");
-        cfg.bridge = format!("nlt{n}");
-        cfg.subnet = Some(format!("10.231.{n}.0/24").parse().expect("subnet"));
-        cfg.netns_prefix = format!("nlt{n}-");
-        cfg.ipam_data_dir = dir.path().join("ipam");
-        cfg.masquerade = masquerade;
-        let net = Network::new(cfg).expect("network");
-        TestNet {
-            net,
-            bridge: format!("nlt{n}"),
-            _dir: dir,
-        }
-    }
-
-    /// The same network as a restarted engine sees it.
-    fn reopen(&self) -> Network {
-        Network::new(self.net.config().clone()).expect("reopen network")
-    }
-
-    /// Host-side veths on the bridge.
-    fn veths(&self) -> usize {
-        std::fs::read_dir(format!("/sys/class/net/{}/brif", self.bridge))
-            .map(|d| d.count())
-            .unwrap_or(0)
-    }
-
-    /// The kernel destroys a detached namespace and its veth pair in the background.
-    async fn wait_veths(&self, want: usize) -> usize {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while self.veths() != want && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        self.veths()
-    }
-
-    fn leases(&self) -> Vec<String> {
-        let dir = self.net.config().lease_dir();
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return Vec::new();
-        };
-        let mut ips: Vec<String> = entries
-            .flatten()
-            .filter_map(|e| e.file_name().to_str().map(str::to_string))
-            .filter(|n| n.parse::<IpAddr>().is_ok())
-            .collect();
-        ips.sort();
-        ips
-    }
-}
-
-impl Drop for TestNet {
-    fn drop(&mut self) {
-        let cfg = self.net.config();
-        if let Ok(entries) = std::fs::read_dir(&cfg.netns_dir) {
-            for e in entries.flatten() {
-                if e.file_name()
-                    .to_string_lossy()
-                    .starts_with(&cfg.netns_prefix)
-                {
-                    let _ = Command::new("ip")
-                        .args(["netns", "del"])
-                        .arg(e.file_name())
-                        .status();
-                }
-            }
-        }
-        let _ = Command::new("ip")
-            .args(["link", "del", &self.bridge])
-            .status();
-        let subnet = self.net.subnet();
-        let _ = masquerade::apply(&masquerade::HostNatTable, &cfg.name, subnet, false);
-    }
-}
-
-fn netns_name(path: &Path) -> String {
-    path.file_name()
-        .expect("netns file name")
-        .to_string_lossy()
-        .into_owned()
-}
-
-fn ping_from(netns: &Path, target: IpAddr) -> bool {
-    Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &netns_name(netns),
-            "/bin/busybox",
-            "ping",
-            "-c",
-            "1",
-            "-W",
-            "2",
-        ])
-        .arg(target.to_string())
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
-}
 
 /// A listener inside `netns` (sockets stay in the namespace they were made in).
 async fn listen_in(netns: &Path, addr: &str) -> TcpListener {
@@ -178,7 +67,7 @@ async fn two_instances_get_distinct_ips_and_reach_each_other_and_the_host() {
     {
         return;
     }
-    let t = TestNet::new(1, true);
+    let t = TestNetwork::new(1, true);
     let a = t.net.attach("a", &[]).await.expect("attach a");
     let b = t.net.attach("b", &[]).await.expect("attach b");
     assert_ne!(a.ip, b.ip);
@@ -235,7 +124,7 @@ async fn detach_removes_the_veth_the_lease_and_the_namespace() {
     if support::skip_unless_root("detach_removes_the_veth_the_lease_and_the_namespace") {
         return;
     }
-    let t = TestNet::new(2, true);
+    let t = TestNetwork::new(2, true);
     let a = t.net.attach("a", &[]).await.expect("attach");
     assert_eq!(t.veths(), 1);
     assert_eq!(t.leases(), vec![a.ip.to_string()]);
@@ -253,7 +142,7 @@ async fn detach_after_the_namespace_was_deleted_still_releases_the_lease() {
     {
         return;
     }
-    let t = TestNet::new(5, false);
+    let t = TestNetwork::new(5, false);
     let a = t.net.attach("a", &[]).await.expect("attach");
     let status = Command::new("ip")
         .args(["netns", "del", &netns_name(&a.netns)])
@@ -270,7 +159,7 @@ async fn a_published_host_port_reaches_the_instance_until_detach() {
     if support::skip_unless_root("a_published_host_port_reaches_the_instance_until_detach") {
         return;
     }
-    let t = TestNet::new(3, true);
+    let t = TestNetwork::new(3, true);
     let host_port = free_port();
     let a = t
         .net
@@ -314,7 +203,7 @@ async fn masquerade_is_one_subnet_rule_that_goes_away_when_disabled() {
     if support::skip_unless_root("masquerade_is_one_subnet_rule_that_goes_away_when_disabled") {
         return;
     }
-    let t = TestNet::new(9, true);
+    let t = TestNetwork::new(9, true);
     let chain = masquerade::chain_name(&t.net.config().name);
     let rules = nat_rules();
     assert!(rules.contains(&format!("-A POSTROUTING -s 10.231.9.0/24 -m comment --comment nodeless-network-nlt-net9 -j {chain}")), "{rules}");
@@ -335,7 +224,7 @@ async fn connect_in_netns_reaches_a_listener_on_the_instance_loopback() {
     if support::skip_unless_root("connect_in_netns_reaches_a_listener_on_the_instance_loopback") {
         return;
     }
-    let t = TestNet::new(6, false);
+    let t = TestNetwork::new(6, false);
     let a = t.net.attach("a", &[]).await.expect("attach");
     let server = serve_one(listen_in(&a.netns, "127.0.0.1:9000").await);
     let started = Instant::now();
@@ -361,7 +250,7 @@ async fn orphans_are_cleaned_up_by_a_restarted_engine() {
     if support::skip_unless_root("orphans_are_cleaned_up_by_a_restarted_engine") {
         return;
     }
-    let t = TestNet::new(4, true);
+    let t = TestNetwork::new(4, true);
     let keep = t.net.attach("keep", &[]).await.expect("attach keep");
     let orphan = t
         .net
@@ -389,7 +278,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
-async fn measure(t: &TestNet, label: &str, ports: &[PortMapping], rounds: usize) {
+async fn measure(t: &TestNetwork, label: &str, ports: &[PortMapping], rounds: usize) {
     let (mut attach, mut detach) = (Vec::new(), Vec::new());
     for i in 0..rounds {
         let id = format!("lat{i}");
@@ -418,8 +307,8 @@ async fn attach_and_detach_latency_is_reported() {
     if support::skip_unless_root("attach_and_detach_latency_is_reported") {
         return;
     }
-    let masq = TestNet::new(7, true);
-    let plain = TestNet::new(8, false);
+    let masq = TestNetwork::new(7, true);
+    let plain = TestNetwork::new(8, false);
     // The first attach creates the bridge; leave it out of the figures.
     masq.net.attach("warm", &[]).await.expect("warm up");
     plain.net.attach("warm", &[]).await.expect("warm up");

@@ -12,6 +12,7 @@
 
 mod http;
 mod image;
+pub mod network;
 mod registry;
 
 pub use image::{
