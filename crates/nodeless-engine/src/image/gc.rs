@@ -144,3 +144,39 @@ fn dir_size(path: &Path) -> u64 {
         })
         .unwrap_or(0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::image::store::sha256_hex;
+
+    #[test]
+    fn leased_content_survives_collection_until_the_lease_is_dropped() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        let leases = Arc::new(Leases::default());
+        let blob = format!("sha256:{}", sha256_hex(b"in flight"));
+        store.put_blob(&blob, b"in flight").expect("put");
+        let snapshot = format!("sha256:{}", "c".repeat(64));
+        fs::create_dir_all(store.snapshot_fs(&snapshot).expect("path")).expect("snapshot");
+
+        let lease = leases.hold([blob.clone(), snapshot.clone()]);
+        let report = collect(&store, &leases, |_| false).expect("gc");
+        assert_eq!((report.blobs_removed, report.snapshots_removed), (0, 0));
+        drop(lease);
+        let report = collect(&store, &leases, |_| false).expect("gc");
+        assert_eq!((report.blobs_removed, report.snapshots_removed), (1, 1));
+        assert!(!store.snapshot_dir(&snapshot).expect("path").exists());
+    }
+
+    #[test]
+    fn leases_count_holders() {
+        let leases = Arc::new(Leases::default());
+        let a = leases.hold(["sha256:x".to_string()]);
+        let b = leases.hold(["sha256:x".to_string()]);
+        drop(a);
+        assert!(leases.lock().contains_key("sha256:x"));
+        drop(b);
+        assert!(leases.lock().is_empty());
+    }
+}
