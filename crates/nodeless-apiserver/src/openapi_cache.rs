@@ -1,7 +1,7 @@
-//! Serves the OpenAPI documents, rebuilt only when the set of served types changes.
+//! Serves the OpenAPI documents, built once per set of served types (they take ~100 ms).
 
 use crate::openapi::{self, OpenApiInput};
-use crate::respond::{error_response, json_bytes, Body};
+use crate::respond::{json_bytes, Body};
 use crate::server::State;
 use http::{Request, Response, StatusCode};
 use nodeless_core::resource::ResourceType;
@@ -11,16 +11,11 @@ use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+/// Serialized documents by name (`v2`, `v2.pb`, `v3`, `apis/apps/v1`, ...), for one
+/// generation of the registry.
 #[derive(Default)]
 pub struct OpenApiCache {
-    inner: Mutex<Option<Built>>,
-}
-
-struct Built {
-    generation: u64,
-    v2: Option<Arc<Vec<u8>>>,
-    v3_index: Option<Arc<Vec<u8>>>,
-    v3: HashMap<String, Arc<Vec<u8>>>,
+    inner: Mutex<(u64, HashMap<String, Arc<Vec<u8>>>)>,
 }
 
 fn crd_schemas(state: &State) -> Vec<(ResourceType, Value)> {
@@ -28,59 +23,57 @@ fn crd_schemas(state: &State) -> Vec<(ResourceType, Value)> {
 }
 
 impl OpenApiCache {
-    fn get(&self, state: &State, key: &str, build: impl FnOnce(&OpenApiInput) -> Option<Value>) -> Option<Arc<Vec<u8>>> {
+    fn get(&self, state: &State, key: &str, build: impl FnOnce(&OpenApiInput) -> Option<Vec<u8>>) -> Option<Arc<Vec<u8>>> {
         let generation = state.api.registry.generation();
         {
             let mut guard = self.inner.lock();
-            if guard.as_ref().is_none_or(|b| b.generation != generation) {
-                *guard = Some(Built { generation, v2: None, v3_index: None, v3: HashMap::new() });
+            if guard.0 != generation {
+                *guard = (generation, HashMap::new());
             }
-            let b = guard.as_ref().expect("just set");
-            let hit = match key {
-                "v2" => b.v2.clone(),
-                "v3" => b.v3_index.clone(),
-                gv => b.v3.get(gv).cloned(),
-            };
-            if hit.is_some() {
-                return hit;
+            if let Some(hit) = guard.1.get(key) {
+                return Some(hit.clone());
             }
         }
-        // Build outside the lock: the v2 document takes a while.
+        // Built outside the lock; two concurrent misses may both build, which is harmless.
         let resources = state.api.registry.all();
         let crds = crd_schemas(state);
-        let input = OpenApiInput { resources: &resources, crd_schemas: &crds };
-        let bytes = Arc::new(serde_json::to_vec(&build(&input)?).ok()?);
+        let bytes = Arc::new(build(&OpenApiInput { resources: &resources, crd_schemas: &crds })?);
         let mut guard = self.inner.lock();
-        if let Some(b) = guard.as_mut().filter(|b| b.generation == generation) {
-            match key {
-                "v2" => b.v2 = Some(bytes.clone()),
-                "v3" => b.v3_index = Some(bytes.clone()),
-                gv => {
-                    b.v3.insert(gv.to_string(), bytes.clone());
-                }
-            }
+        if guard.0 == generation {
+            guard.1.insert(key.to_string(), bytes.clone());
         }
         Some(bytes)
     }
 }
 
-pub fn serve<B>(state: &State, path: &str, _req: &Request<B>) -> Result<Response<Body>, StatusError> {
+fn json(v: &Value) -> Option<Vec<u8>> {
+    serde_json::to_vec(v).ok()
+}
+
+pub fn serve<B>(state: &State, path: &str, req: &Request<B>) -> Result<Response<Body>, StatusError> {
     let cache = &state.openapi;
-    let found = if path == "/openapi/v2" || path == "/swagger.json" {
-        cache.get(state, "v2", |i| Some(openapi::v2_document(i)))
-    } else if path == "/openapi/v3" || path == "/openapi/v3/" {
-        cache.get(state, "v3", |i| Some(openapi::v3_index(i)))
+    let accept = req.headers().get(http::header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let not_found = || crate::handlers::not_found(path);
+    if path == "/openapi/v2" || path == "/swagger.json" {
+        // client-go asks for the v2 document as protobuf only.
+        if openapi::accepts_v2_protobuf(accept) {
+            let pb = cache.get(state, "v2.pb", |i| Some(openapi::v2_protobuf(&openapi::v2_document(i)))).ok_or_else(not_found)?;
+            return Ok(json_bytes(StatusCode::OK, pb.as_ref().clone(), openapi::V2_PROTOBUF_MEDIA_TYPE));
+        }
+        let doc = cache.get(state, "v2", |i| json(&openapi::v2_document(i))).ok_or_else(not_found)?;
+        return Ok(json_bytes(StatusCode::OK, doc.as_ref().clone(), "application/json"));
+    }
+    let gv = path.trim_start_matches("/openapi/v3").trim_matches('/');
+    let doc = if gv.is_empty() {
+        cache.get(state, "v3", |i| json(&openapi::v3_index(i)))
     } else {
-        let gv = path.trim_start_matches("/openapi/v3/").trim_end_matches('/');
         let (group, version) = match gv.split('/').collect::<Vec<_>>().as_slice() {
             ["api", v] => (String::new(), v.to_string()),
             ["apis", g, v] => (g.to_string(), v.to_string()),
-            _ => return Ok(error_response(&crate::handlers::not_found(path))),
+            _ => return Err(not_found()),
         };
-        cache.get(state, gv, |i| openapi::v3_group_version(i, &group, &version))
+        cache.get(state, gv, |i| openapi::v3_group_version(i, &group, &version).as_ref().and_then(json))
     };
-    match found {
-        Some(bytes) => Ok(json_bytes(StatusCode::OK, bytes.as_ref().clone(), "application/json")),
-        None => Err(crate::handlers::not_found(path)),
-    }
+    let doc = doc.ok_or_else(not_found)?;
+    Ok(json_bytes(StatusCode::OK, doc.as_ref().clone(), "application/json"))
 }

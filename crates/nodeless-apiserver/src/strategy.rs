@@ -136,6 +136,15 @@ pub fn prepare_for_update(rt: &ResourceType, part: Part, new: &mut Value, old: &
             }
         }
     }
+    if rt.group.is_empty() && rt.kind == "Service" {
+        // clusterIP is allocated once; an update that leaves it out keeps it.
+        for field in ["clusterIP", "clusterIPs"] {
+            let missing = new.pointer(&format!("/spec/{field}")).is_none_or(|v| v.is_null() || v == "");
+            if let (true, Some(v)) = (missing, old.pointer(&format!("/spec/{field}"))) {
+                new["spec"][field] = v.clone();
+            }
+        }
+    }
     if spec_changed(rt, new, old) {
         let generation = old["metadata"]["generation"].as_i64().unwrap_or(0) + 1;
         meta::metadata_mut(new).insert("generation".into(), json!(generation));

@@ -11,7 +11,8 @@ use std::sync::Arc;
 
 fn crd_columns(state: &State, rt: &ResourceType) -> Option<Vec<PrinterColumn>> {
     let info = state.api.registry.custom_info(rt)?;
-    let cols = info.printer_columns.as_array()?;
+    // A CRD without columns still gets upstream's Age column: pass an empty list, not None.
+    let Some(cols) = info.printer_columns.as_array() else { return Some(Vec::new()) };
     Some(
         cols.iter()
             .map(|c| PrinterColumn {

@@ -45,7 +45,7 @@ pub async fn serve(
         Err(e) => return Err(e),
     }
     let stream = tokio_stream::wrappers::ReceiverStream::new(rx).map(|b| Ok::<_, std::convert::Infallible>(Frame::data(b)));
-    let mut r = Response::new(StreamBody::new(stream).boxed());
+    let mut r = Response::new(BodyExt::boxed(StreamBody::new(stream)));
     *r.status_mut() = StatusCode::OK;
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache, private"));

@@ -92,7 +92,7 @@ fn type_of_key<'a>(types: &'a HashMap<String, ResourceType>, key: &str) -> Optio
 fn plan(nodes: &HashMap<String, Node>) -> Vec<Action> {
     let mut actions = Vec::new();
     // owner uid -> dependents (uid, blocking)
-    let mut dependents: HashMap<&str, Vec<(&str, bool)>> = HashMap::new();
+    let mut dependents: HashMap<String, Vec<(&str, bool)>> = HashMap::new();
     for (uid, n) in nodes {
         let refs = meta::owner_references(&n.obj);
         if refs.is_empty() {
@@ -102,7 +102,7 @@ fn plan(nodes: &HashMap<String, Node>) -> Vec<Action> {
         let mut orphaning = HashSet::new();
         let mut foreground = false;
         for r in &refs {
-            dependents.entry(r.uid.as_str()).or_default().push((uid.as_str(), r.block_owner_deletion));
+            dependents.entry(r.uid.clone()).or_default().push((uid.as_str(), r.block_owner_deletion));
             match nodes.get(&r.uid) {
                 None => {
                     gone.insert(r.uid.clone());
@@ -126,7 +126,7 @@ fn plan(nodes: &HashMap<String, Node>) -> Vec<Action> {
         }
     }
     for (uid, n) in nodes {
-        let deps = dependents.get(uid.as_str()).map(Vec::as_slice).unwrap_or(&[]);
+        let deps = dependents.get(uid).map(Vec::as_slice).unwrap_or(&[]);
         if is_deleting_with(&n.obj, ORPHAN) && deps.is_empty() {
             actions.push(Action::Release { uid: uid.clone(), finalizer: ORPHAN });
         }

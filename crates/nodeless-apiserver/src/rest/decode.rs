@@ -63,7 +63,10 @@ impl Api {
                 }
                 errs.extend(schema::validate(&s, &body));
             }
-            errs.extend(validation::validate_custom_meta(obj, rt.namespaced));
+            let name = nodeless_core::meta::name(obj).unwrap_or_default();
+            for msg in validation::names::is_dns1123_subdomain(name) {
+                errs.push(nodeless_core::FieldError::invalid("metadata.name", name, msg));
+            }
         } else {
             errs.extend(match old {
                 None => validation::validate_create(&rt.group, &rt.kind, obj, rt.namespaced),

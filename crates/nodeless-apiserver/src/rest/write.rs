@@ -126,7 +126,7 @@ impl Api {
         let fv = opts.field_validation;
         let this = self.clone();
         let rt2 = rt.clone();
-        let warnings_cell = std::cell::RefCell::new(Vec::new());
+        let warnings_cell = parking_lot::Mutex::new(Vec::new());
         let out = self
             .replace(rt, ns, name, part, opts, Vec::new(), |cur| {
                 let patched = patch::apply_patch(patch_type, &rt2.group, &rt2.kind, cur, patch_body)?;
@@ -137,7 +137,7 @@ impl Api {
                 // A resourceVersion in the patch is a precondition; the current one is not.
                 let patch_rv = meta::resource_version(&patched).filter(|rv| Some(*rv) != meta::resource_version(cur)).map(String::from);
                 let (obj, warnings) = this.normalize(&rt2, patched, fv)?;
-                *warnings_cell.borrow_mut() = warnings;
+                *warnings_cell.lock() = warnings;
                 Ok((obj, patch_rv))
             })
             .await?;
@@ -193,6 +193,9 @@ impl Api {
         if rt.group == "batch" && rt.kind == "Job" {
             let uid = meta::uid(obj).unwrap_or_default().to_string();
             nodeless_core::defaults::job_selector_on_create(obj, &uid);
+        }
+        if rt.group.is_empty() && rt.kind == "Namespace" {
+            nodeless_core::defaults::namespace_on_create(obj);
         }
         if rt.group == "apiextensions.k8s.io" && rt.kind == "CustomResourceDefinition" {
             let mut f = meta::finalizers(obj);

@@ -1,0 +1,80 @@
+# Shared helpers for the end-to-end scripts: start/stop nodeless, assertions, a summary line.
+# shellcheck shell=bash
+set -uo pipefail
+
+NODELESS_BIN="${NODELESS_BIN:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)/target/release/nodeless}"
+PASSED=0
+FAILED=0
+FAILURES=()
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# start_nodeless DIR PORT [extra flags]: starts `nodeless up` in the background, waits for /readyz.
+start_nodeless() {
+  local dir=$1 port=$2; shift 2
+  "$NODELESS_BIN" up --data-dir "$dir" --listen "127.0.0.1:$port" "$@" >>"$dir.log" 2>&1 &
+  NODELESS_PID=$!
+  for _ in $(seq 1 200); do
+    if curl -skf "https://127.0.0.1:$port/readyz" >/dev/null 2>&1; then
+      export KUBECONFIG="$dir/kubeconfig"
+      return 0
+    fi
+    if ! kill -0 "$NODELESS_PID" 2>/dev/null; then
+      echo "nodeless exited early:"; tail -20 "$dir.log"; return 1
+    fi
+    sleep 0.05
+  done
+  echo "nodeless did not become ready"; tail -20 "$dir.log"; return 1
+}
+
+stop_nodeless() {
+  if [ -n "${NODELESS_PID:-}" ] && kill -0 "$NODELESS_PID" 2>/dev/null; then
+    kill -TERM "$NODELESS_PID"
+    wait "$NODELESS_PID" 2>/dev/null
+  fi
+  NODELESS_PID=
+}
+
+pass() { PASSED=$((PASSED + 1)); echo "  ok   $1"; }
+fail() { FAILED=$((FAILED + 1)); FAILURES+=("$1"); echo "  FAIL $1"; [ -n "${2:-}" ] && echo "$2" | sed 's/^/       /'; }
+
+# check NAME COMMAND...: passes when the command succeeds.
+check() {
+  local name=$1; shift
+  local out
+  if out=$("$@" 2>&1); then pass "$name"; else fail "$name" "$out"; fi
+}
+
+# expect_output NAME PATTERN COMMAND...: passes when the command's output (stdout+stderr) matches PATTERN (grep -E).
+expect_output() {
+  local name=$1 pattern=$2; shift 2
+  local out
+  out=$("$@" 2>&1)
+  if grep -qE -- "$pattern" <<<"$out"; then pass "$name"; else fail "$name" "expected /$pattern/ in: $out"; fi
+}
+
+# expect_fail NAME PATTERN COMMAND...: passes when the command fails and says PATTERN.
+expect_fail() {
+  local name=$1 pattern=$2; shift 2
+  local out
+  if out=$("$@" 2>&1); then fail "$name" "expected failure, got: $out"; return; fi
+  if grep -qE -- "$pattern" <<<"$out"; then pass "$name"; else fail "$name" "expected /$pattern/ in: $out"; fi
+}
+
+# eventually NAME SECONDS COMMAND...: retries until the command succeeds.
+eventually() {
+  local name=$1 secs=$2; shift 2
+  local deadline=$((SECONDS + secs)) out
+  while :; do
+    if out=$("$@" 2>&1); then pass "$name"; return; fi
+    if [ $SECONDS -ge $deadline ]; then fail "$name" "$out"; return; fi
+    sleep 0.2
+  done
+}
+
+summary() {
+  echo
+  for f in "${FAILURES[@]}"; do echo "failed: $f"; done
+  echo "$PASSED passed, $FAILED failed"
+  [ "$FAILED" -eq 0 ]
+}
