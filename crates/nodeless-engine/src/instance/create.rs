@@ -176,7 +176,7 @@ impl LocalEngine {
         self.prepare_volumes(dir, &spec)?;
         let mut shim = ShimConfig {
             instance_id: spec.id.clone(),
-            runtime: runtime.binary().clone(),
+            runtime: runtime.binary().clone().with_network(net.netns.is_some()),
             init_containers: Vec::new(),
             containers: Vec::new(),
             restart_policy: spec.restart_policy,

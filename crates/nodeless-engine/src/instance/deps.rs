@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use super::spec::{PortMapping, PullPolicy, RegistryCredentials};
+use super::spec::{PortMapping, PullPolicy, RegistryAuth};
 
 /// What the engine needs to know about a pulled image.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -36,7 +36,7 @@ pub trait ImageSource: Send + Sync {
         &self,
         reference: &str,
         policy: PullPolicy,
-        auth: Option<&RegistryCredentials>,
+        auth: Option<&RegistryAuth>,
     ) -> Result<PulledImage, DepError>;
 }
 
@@ -98,7 +98,7 @@ impl ImageSource for LocalImages {
         &self,
         reference: &str,
         _: PullPolicy,
-        _: Option<&RegistryCredentials>,
+        _: Option<&RegistryAuth>,
     ) -> Result<PulledImage, DepError> {
         self.images
             .get(reference)

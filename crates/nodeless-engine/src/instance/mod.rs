@@ -13,12 +13,14 @@
 //! (layers lowest first, config entrypoint/cmd/env/workingDir/user/stopSignal) and
 //! `Network::{attach, detach, cleanup_orphans}` + `connect_in_netns` through `adapters.rs`.
 
+mod adapters;
 mod create;
 pub mod deps;
 pub mod engine;
 pub mod lifecycle;
 mod ops;
 mod probes;
+mod reaper;
 pub mod restart;
 pub mod spec;
 pub mod state;

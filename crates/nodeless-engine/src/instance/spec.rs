@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use super::restart::RestartPolicy;
+pub use crate::image::RegistryAuth;
 pub use crate::sandbox::runtime::RuntimeKind;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -29,7 +30,9 @@ pub struct InstanceSpec {
     /// Extra /etc/hosts entries (the Pod's hostAliases).
     pub hosts: Vec<(IpAddr, Vec<String>)>,
     pub port_mappings: Vec<PortMapping>,
-    pub auth: Option<RegistryCredentials>,
+    /// Pull credentials; never written to disk with the rest of the spec.
+    #[serde(skip)]
+    pub auth: Option<RegistryAuth>,
     pub labels: BTreeMap<String, String>,
 }
 
@@ -88,12 +91,6 @@ pub enum PullPolicy {
     #[default]
     IfNotPresent,
     Never,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RegistryCredentials {
-    pub username: String,
-    pub password: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -19,10 +19,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use rustix::process::{Pid, WaitOptions};
 use serde::{Deserialize, Serialize};
 
 use super::lifecycle::{ContainerEvent, ContainerState, ContainerStatus, Termination};
+use super::reaper::Reaper;
 use super::restart::{Backoff, RestartPolicy};
 use crate::sandbox::cgroups::Cgroups;
 use crate::sandbox::logs::{self, LineSplitter, LogStreamKind, LogWriter};
@@ -87,6 +87,7 @@ pub fn shim_main(args: Vec<std::ffi::OsString>) -> i32 {
     Supervisor {
         cfg: Arc::new(cfg),
         cgroups: Cgroups::default(),
+        reaper: Reaper::start(),
     }
     .run();
     0
@@ -95,6 +96,7 @@ pub fn shim_main(args: Vec<std::ffi::OsString>) -> i32 {
 struct Supervisor {
     cfg: Arc<ShimConfig>,
     cgroups: Cgroups,
+    reaper: Reaper,
 }
 
 impl Supervisor {
@@ -123,6 +125,7 @@ impl Supervisor {
                 let me = Supervisor {
                     cfg: self.cfg.clone(),
                     cgroups: self.cgroups.clone(),
+                    reaper: self.reaper.clone(),
                 };
                 std::thread::spawn(move || me.supervise(&c, me.cfg.restart_policy))
             })
@@ -184,11 +187,7 @@ impl Supervisor {
     fn run_once(&self, c: &ShimContainer, status: &mut ContainerStatus) -> Termination {
         let rt = &self.cfg.runtime;
         // A container left over from the previous run (or a crashed shim) has the same id.
-        let _ = rt
-            .delete(&c.runtime_id, true)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
+        let _ = self.quiet(rt.delete(&c.runtime_id, true));
         let restart = status.restart_count;
         if restart >= 2 {
             for old in logs::run_files(&c.log_dir, restart - 2) {
@@ -218,7 +217,7 @@ impl Supervisor {
             let mut cmd = rt.create(&c.runtime_id, &c.bundle, &pid_file);
             insert_log_flag(&mut cmd, rt, &runtime_log);
             cmd.stdout(Stdio::from(out_w)).stderr(Stdio::from(err_w));
-            cmd.status()
+            self.reaper.status(&mut cmd)
             // the Command, and with it our copies of the write ends, is dropped here
         };
         let readers = [
@@ -226,11 +225,11 @@ impl Supervisor {
             spawn_reader(err_r, LogStreamKind::Stderr, writer),
         ];
         match created {
-            Ok(s) if s.success() => {}
-            Ok(s) => {
+            Ok((0, _)) => {}
+            Ok((code, _)) => {
                 return start_error(
                     runtime_error(&runtime_log)
-                        .unwrap_or_else(|| format!("{} create exited with {s}", rt.kind)),
+                        .unwrap_or_else(|| format!("{} create exited with {code}", rt.kind)),
                 )
             }
             Err(e) => return start_error(format!("cannot run {}: {e}", rt.path.display())),
@@ -239,16 +238,11 @@ impl Supervisor {
             .ok()
             .and_then(|s| s.trim().parse().ok())
             .unwrap_or(0);
-        match rt
-            .start(&c.runtime_id)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .output()
-        {
-            Ok(o) if o.status.success() => {}
-            Ok(o) => {
-                let _ = rt.delete(&c.runtime_id, true).status();
-                return start_error(String::from_utf8_lossy(&o.stderr).trim().to_string());
+        match self.reaper.stderr(&mut rt.start(&c.runtime_id)) {
+            Ok(((0, _), _)) => {}
+            Ok((_, stderr)) => {
+                let _ = self.quiet(rt.delete(&c.runtime_id, true));
+                return start_error(stderr);
             }
             Err(e) => return start_error(format!("cannot run {}: {e}", rt.path.display())),
         }
@@ -260,16 +254,14 @@ impl Supervisor {
             status.state = next;
         }
         write_status(&c.status_path, status);
-        let (exit_code, signal) = self.wait_exit(c, pid);
+        // runc's pid is the container's init; runsc's is the sandbox (`runsc boot`), which
+        // exits with the container's status the same way. Either is ours as subreaper.
+        let (exit_code, signal) = self.reaper.wait(pid as i32);
         let finished_at = Utc::now();
         // Output written just before exit is still in the pipes; give the readers a moment.
         wait_readers(readers, Duration::from_secs(2));
         let oom = self.cgroups.oom_kills(&c.cgroup) > 0;
-        let _ = rt
-            .delete(&c.runtime_id, true)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
+        let _ = self.quiet(rt.delete(&c.runtime_id, true));
         let reason = if oom {
             "OOMKilled"
         } else if exit_code == 0 {
@@ -287,35 +279,9 @@ impl Supervisor {
         }
     }
 
-    /// The container's exit status as (code, signal); a signal `n` is code `128 + n`.
-    fn wait_exit(&self, c: &ShimContainer, pid: u32) -> (i32, Option<i32>) {
-        if self.cfg.runtime.kind == RuntimeKind::Runsc {
-            return wait_runsc(&self.cfg.runtime, &c.runtime_id);
-        }
-        let Some(pid) = Pid::from_raw(pid as i32) else {
-            return (255, None);
-        };
-        loop {
-            match rustix::process::waitpid(Some(pid), WaitOptions::empty()) {
-                Ok(Some((_, st))) => {
-                    if let Some(code) = st.exit_status() {
-                        return (code, None);
-                    }
-                    if let Some(sig) = st.terminating_signal() {
-                        return (128 + sig, Some(sig));
-                    }
-                }
-                Ok(None) => {}
-                Err(rustix::io::Errno::INTR) => {}
-                Err(_) => {
-                    // Not our child (no subreaper): watch the pid instead; the status is lost.
-                    while rustix::process::test_kill_process(pid).is_ok() {
-                        std::thread::sleep(Duration::from_millis(100));
-                    }
-                    return (255, None);
-                }
-            }
-        }
+    fn quiet(&self, mut cmd: std::process::Command) -> std::io::Result<(i32, Option<i32>)> {
+        self.reaper
+            .status(cmd.stdout(Stdio::null()).stderr(Stdio::null()))
     }
 }
 
@@ -329,26 +295,6 @@ fn insert_log_flag(cmd: &mut std::process::Command, rt: &RuntimeBinary, log: &Pa
     }
     fresh.args(args).stdin(Stdio::null());
     *cmd = fresh;
-}
-
-/// runsc's sandbox process is not the container's init; `runsc wait` reports the real status.
-fn wait_runsc(rt: &RuntimeBinary, id: &str) -> (i32, Option<i32>) {
-    #[derive(Deserialize)]
-    struct Waited {
-        #[serde(rename = "exitStatus")]
-        exit_status: i32,
-    }
-    let out = rt.wait(id).stderr(Stdio::null()).output();
-    let raw = out
-        .ok()
-        .and_then(|o| serde_json::from_slice::<Waited>(&o.stdout).ok())
-        .map(|w| w.exit_status);
-    match raw {
-        // A Unix wait status: low 7 bits the signal, next byte the exit code.
-        Some(ws) if ws & 0x7f != 0 => (128 + (ws & 0x7f), Some(ws & 0x7f)),
-        Some(ws) => ((ws >> 8) & 0xff, None),
-        None => (255, None),
-    }
 }
 
 /// The last error the runtime logged, from runc's JSON log or runsc's text log.

@@ -14,11 +14,13 @@ use super::config::{self, NetworkConfig, INSTANCE_IFNAME};
 use super::exec::HostPlugins;
 use super::masquerade::{self, HostNatTable};
 use super::netns::{HostNamespaces, Namespaces};
+use super::pool::Pool;
 use super::portmap::{self, PortMapping};
 use super::record::{Record, Records};
 use super::{validate_id, Attachment, NetworkError};
 
-/// The instance network of one host. Cheap to clone.
+/// The instance network of one host. Cheap to clone; the warm pool's filler stops when the
+/// last clone is dropped.
 #[derive(Debug, Clone)]
 pub struct Network {
     pub(super) inner: Arc<Inner>,
@@ -31,7 +33,8 @@ pub(super) struct Inner {
     pub(super) plugins: Arc<dyn PluginExec>,
     pub(super) namespaces: Arc<dyn Namespaces>,
     pub(super) records: Records,
-    locks: IdLocks,
+    pub(super) locks: IdLocks,
+    pub(super) pool: Pool,
 }
 
 impl Network {
@@ -67,6 +70,7 @@ impl Network {
             .expect("json values serialize");
         std::fs::write(&path, conflist)
             .map_err(|source| NetworkError::WriteConfig { path, source })?;
+        let pool = Pool::new(cfg.warm_pool);
         let inner = Inner {
             cfg,
             subnet,
@@ -74,10 +78,14 @@ impl Network {
             namespaces,
             records,
             locks: IdLocks::default(),
+            pool,
         };
-        Ok(Network {
+        let net = Network {
             inner: Arc::new(inner),
-        })
+        };
+        net.adopt_spares()?;
+        net.fill_pool_in_background();
+        Ok(net)
     }
 
     pub fn config(&self) -> &NetworkConfig {
@@ -100,8 +108,10 @@ impl Network {
             .join(format!("{}{id}", self.inner.cfg.netns_prefix))
     }
 
-    /// Creates the instance's namespace and runs CNI ADD. Attaching an attached instance with
-    /// the same ports returns its attachment; with other ports it is attached anew.
+    /// Gives the instance a namespace and an address: a spare from the warm pool when there is
+    /// one (its port mappings added), else a new namespace and CNI ADD. Attaching an attached
+    /// instance with the same ports returns its attachment; with other ports it is attached
+    /// anew.
     pub async fn attach(
         &self,
         id: &str,
@@ -124,41 +134,71 @@ impl Network {
                 }
                 self.teardown(id, Some(rec)).await?;
             }
-            let mut rec = Record {
-                id: id.to_string(),
-                netns: self.netns_path(id),
-                chain: config::chain(&self.inner.cfg, self.inner.subnet, !ports.is_empty()),
-                port_mappings: ports.to_vec(),
-                result: None,
+            let attached = match self.claim_spare(id, ports).await {
+                Ok(Some(attachment)) => Ok(attachment),
+                Ok(None) => self.attach_fresh(id, ports).await,
+                Err(e) => Err(e),
             };
-            // Recorded before anything exists on the host, so a crash leaves a trail.
-            self.inner.records.save(&rec)?;
-            let added = self.setup(&rec).await.and_then(|result| {
-                rec.result = Some(result);
-                self.attachment(&rec)
-            });
-            match added {
-                Ok(attachment) => {
-                    self.inner.records.save(&rec)?;
-                    tracing::debug!(ip = %attachment.ip, "attached");
-                    Ok(attachment)
-                }
-                Err(e) => {
-                    if let Err(undo) = self.teardown(id, Some(rec)).await {
-                        tracing::warn!(error = %undo, "undoing a failed attach");
-                    }
-                    Err(e)
-                }
-            }
+            self.fill_pool_in_background();
+            attached
         }
         .instrument(span)
         .await
+    }
+
+    /// A new namespace and CNI ADD; on failure everything is undone. The caller holds the
+    /// id's lock and made sure there is no record.
+    pub(super) async fn attach_fresh(
+        &self,
+        id: &str,
+        ports: &[PortMapping],
+    ) -> Result<Attachment, NetworkError> {
+        let mut rec = Record {
+            id: id.to_string(),
+            cni_id: None,
+            netns: self.netns_path(id),
+            chain: self.chain_for(ports),
+            port_mappings: ports.to_vec(),
+            result: None,
+        };
+        // Recorded before anything exists on the host, so a crash leaves a trail.
+        self.inner.records.save(&rec)?;
+        let added = self.setup(&rec).await.and_then(|result| {
+            rec.result = Some(result);
+            self.attachment(&rec)
+        });
+        match added {
+            Ok(attachment) => {
+                self.inner.records.save(&rec)?;
+                tracing::debug!(ip = %attachment.ip, "attached");
+                Ok(attachment)
+            }
+            Err(e) => {
+                self.undo(id, rec).await;
+                Err(e)
+            }
+        }
+    }
+
+    pub(super) async fn undo(&self, id: &str, rec: Record) {
+        if let Err(undo) = self.teardown(id, Some(rec)).await {
+            tracing::warn!(error = %undo, "undoing a failed attach");
+        }
+    }
+
+    pub(super) fn chain_for(&self, ports: &[PortMapping]) -> Chain {
+        config::chain(&self.inner.cfg, self.inner.subnet, !ports.is_empty())
     }
 
     /// CNI DEL and removal of the namespace. Detaching an unknown or detached instance
     /// succeeds. When DEL fails the record stays, so a retry (or `cleanup_orphans`) finishes.
     pub async fn detach(&self, id: &str) -> Result<(), NetworkError> {
         validate_id(id)?;
+        self.detach_any(id).await
+    }
+
+    /// Detach for any id nodeless made, spares included.
+    pub(super) async fn detach_any(&self, id: &str) -> Result<(), NetworkError> {
         let _guard = self.inner.locks.lock(id).await;
         let rec = self.inner.records.load(id)?;
         self.teardown(id, rec)
@@ -180,7 +220,7 @@ impl Network {
         };
         let inv = Invocation {
             command: CniCommand::Check,
-            container_id: id,
+            container_id: rec.cni_id(),
             netns: Some(&rec.netns),
             ifname: INSTANCE_IFNAME,
         };
@@ -193,6 +233,7 @@ impl Network {
 
     async fn setup(&self, rec: &Record) -> Result<Value, NetworkError> {
         let id = rec.id.as_str();
+        let started = std::time::Instant::now();
         self.inner
             .namespaces
             .create(&rec.netns)
@@ -201,9 +242,10 @@ impl Network {
                 id: id.to_string(),
                 source,
             })?;
+        let netns_ready = started.elapsed();
         let inv = Invocation {
             command: CniCommand::Add,
-            container_id: id,
+            container_id: rec.cni_id(),
             netns: Some(&rec.netns),
             ifname: INSTANCE_IFNAME,
         };
@@ -219,6 +261,7 @@ impl Network {
             loopback.add(plugins, &lo_inv, &Value::Null),
             rec.chain.add(plugins, &inv, &runtime)
         );
+        tracing::debug!(?netns_ready, total = ?started.elapsed(), "namespace and cni add");
         lo.map_err(|e| self.cni_error(id, e))?;
         main.map_err(|e| self.cni_error(id, e))
     }
@@ -229,13 +272,25 @@ impl Network {
     /// waits for the kernel (tens of ms); unmounting the namespace has the kernel do the same
     /// in the background.
     pub(super) async fn teardown(&self, id: &str, rec: Option<Record>) -> Result<(), NetworkError> {
-        let (netns, chain, ports, result) = match rec {
-            Some(r) => (r.netns, r.chain, r.port_mappings, r.result),
-            None => (self.netns_path(id), self.full_chain(), Vec::new(), None),
+        let (cni_id, netns, chain, ports, result) = match rec {
+            Some(r) => (
+                r.cni_id().to_string(),
+                r.netns,
+                r.chain,
+                r.port_mappings,
+                r.result,
+            ),
+            None => (
+                id.to_string(),
+                self.netns_path(id),
+                self.full_chain(),
+                Vec::new(),
+                None,
+            ),
         };
         let inv = Invocation {
             command: CniCommand::Del,
-            container_id: id,
+            container_id: &cni_id,
             netns: None,
             ifname: INSTANCE_IFNAME,
         };
@@ -260,7 +315,7 @@ impl Network {
         config::chain(&self.inner.cfg, self.inner.subnet, true)
     }
 
-    fn attachment(&self, rec: &Record) -> Result<Attachment, NetworkError> {
+    pub(super) fn attachment(&self, rec: &Record) -> Result<Attachment, NetworkError> {
         let no_address = || NetworkError::NoAddress {
             id: rec.id.clone(),
             ifname: INSTANCE_IFNAME.into(),
@@ -277,7 +332,7 @@ impl Network {
         })
     }
 
-    fn cni_error(&self, id: &str, source: super::CniError) -> NetworkError {
+    pub(super) fn cni_error(&self, id: &str, source: super::CniError) -> NetworkError {
         NetworkError::Cni {
             id: id.to_string(),
             source,
@@ -301,10 +356,10 @@ fn host_subnet(cfg: &NetworkConfig) -> Result<Ipv4Net, NetworkError> {
 
 /// One async mutex per instance id with an operation in flight.
 #[derive(Debug, Default)]
-struct IdLocks(Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>);
+pub(super) struct IdLocks(Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>);
 
 impl IdLocks {
-    async fn lock(&self, id: &str) -> tokio::sync::OwnedMutexGuard<()> {
+    pub(super) async fn lock(&self, id: &str) -> tokio::sync::OwnedMutexGuard<()> {
         let lock = {
             let mut map = self
                 .0

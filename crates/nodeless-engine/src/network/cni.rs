@@ -107,7 +107,20 @@ impl Chain {
         inv: &Invocation<'_>,
         runtime: &Value,
     ) -> Result<Value, CniError> {
-        let mut prev: Option<Value> = None;
+        self.add_after(exec, inv, runtime, None).await
+    }
+
+    /// ADD through the chain as if it continued a chain that returned `prev`.
+    pub async fn add_after(
+        &self,
+        exec: &dyn PluginExec,
+        inv: &Invocation<'_>,
+        runtime: &Value,
+        mut prev: Option<Value>,
+    ) -> Result<Value, CniError> {
+        if self.plugins.is_empty() {
+            return Err(self.bad_config("has no plugins"));
+        }
         for plugin in &self.plugins {
             let kind = self.plugin_type(plugin)?;
             let stdin = self.stdin_for(plugin, prev.as_ref(), runtime);

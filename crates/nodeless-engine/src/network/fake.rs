@@ -172,6 +172,17 @@ impl Namespaces for FakeNamespaces {
         })
     }
 
+    async fn bind(&self, from: &Path, to: &Path) -> Result<(), NetnsError> {
+        if !from.exists() {
+            let source = std::io::Error::from(std::io::ErrorKind::NotFound);
+            return Err(NetnsError::Create {
+                path: to.to_path_buf(),
+                source,
+            });
+        }
+        self.create(to).await
+    }
+
     async fn remove(&self, path: &Path) -> Result<(), NetnsError> {
         match std::fs::remove_file(path) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(NetnsError::Remove {

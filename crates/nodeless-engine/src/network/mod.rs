@@ -37,6 +37,7 @@ pub mod exec;
 pub mod masquerade;
 pub mod netns;
 mod orphans;
+mod pool;
 pub mod portmap;
 pub mod record;
 
@@ -133,16 +134,21 @@ pub async fn connect_in_netns(
         .map_err(NetworkError::Connect)
 }
 
-/// Instance ids become file names and the CNI container id: keep them boring.
+/// Instance ids become file names and the CNI container id: keep them boring. Ids starting
+/// with `spare-` belong to the warm pool.
 pub fn validate_id(id: &str) -> Result<(), NetworkError> {
-    let ok = (1..=64).contains(&id.len())
-        && id.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
-    if ok {
+    if is_valid_id(id) && !id.starts_with(pool::SPARE_PREFIX) {
         Ok(())
     } else {
         Err(NetworkError::InvalidId(id.to_string()))
     }
+}
+
+/// The shape of ids nodeless made: instances' and the warm pool's.
+pub(crate) fn is_valid_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
 }

@@ -58,6 +58,8 @@ pub enum NetnsError {
 #[async_trait]
 pub trait Namespaces: Send + Sync + std::fmt::Debug {
     async fn create(&self, path: &Path) -> Result<(), NetnsError>;
+    /// A second name `to` for the namespace at `from` (a bind mount, as `ip netns attach`).
+    async fn bind(&self, from: &Path, to: &Path) -> Result<(), NetnsError>;
     /// Idempotent: a missing or unmounted file is fine.
     async fn remove(&self, path: &Path) -> Result<(), NetnsError>;
     /// Whether `path` is a live namespace (not a stale file left by a reboot).
@@ -107,6 +109,18 @@ impl Namespaces for HostNamespaces {
             })
     }
 
+    async fn bind(&self, from: &Path, to: &Path) -> Result<(), NetnsError> {
+        if is_netns(to) {
+            return Err(NetnsError::Exists {
+                path: to.to_path_buf(),
+            });
+        }
+        bind_blocking(from, to).map_err(|source| NetnsError::Create {
+            path: to.to_path_buf(),
+            source,
+        })
+    }
+
     async fn remove(&self, path: &Path) -> Result<(), NetnsError> {
         remove_blocking(path).map_err(|source| NetnsError::Remove {
             path: path.to_path_buf(),
@@ -141,6 +155,19 @@ fn create_blocking(path: &Path) -> io::Result<()> {
         let _ = std::fs::remove_file(path);
     }
     made
+}
+
+fn bind_blocking(from: &Path, to: &Path) -> io::Result<()> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(to)?;
+    let bound = rustix::mount::mount_bind(from, to).map_err(io::Error::from);
+    if bound.is_err() {
+        let _ = std::fs::remove_file(to);
+    }
+    bound
 }
 
 /// rustix deprecated its safe `unshare` because `CLONE_FILES` can invalidate descriptors other

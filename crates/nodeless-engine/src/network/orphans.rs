@@ -1,30 +1,31 @@
 //! Cleaning up after instances that no longer exist: after an engine crash or restart, the
 //! namespaces, records and host-local leases of instances the engine does not know are
-//! detached like any other.
+//! detached like any other. The warm pool's own spares are kept.
 
 use std::collections::{BTreeSet, HashSet};
 
 use super::attach::Network;
 use super::netns::list_named;
 use super::record::lease_owners;
-use super::{validate_id, NetworkError};
+use super::{is_valid_id, NetworkError};
 
 impl Network {
-    /// Detaches every instance not in `live` that this network still holds something for.
-    /// Returns the ids cleaned; on failures, the rest is still cleaned and the first error
-    /// returned.
+    /// Detaches every instance not in `live` (which must include instances being created)
+    /// that this network still holds something for. Returns the ids cleaned; on failures, the
+    /// rest is still cleaned and the first error returned.
     pub async fn cleanup_orphans(
         &self,
         live: &HashSet<String>,
     ) -> Result<Vec<String>, NetworkError> {
+        let spares = self.inner.pool.owned();
         let mut first_error = None;
         let mut cleaned = Vec::new();
-        for id in self
+        let orphans = self
             .known_ids()?
             .into_iter()
-            .filter(|id| !live.contains(id))
-        {
-            match self.detach(&id).await {
+            .filter(|id| !live.contains(id) && !spares.contains(id));
+        for id in orphans {
+            match self.detach_any(&id).await {
                 Ok(()) => cleaned.push(id),
                 Err(e) => {
                     tracing::warn!(instance.id = %id, error = %e, "cleaning up orphaned network");
@@ -38,28 +39,38 @@ impl Network {
                 "cleaned up orphaned instance networks"
             );
         }
+        self.fill_pool_in_background();
         first_error.map_or(Ok(cleaned), Err)
     }
 
-    /// Every id with a record, a namespace under our prefix, or a lease in our network.
+    /// Every id with a record, a namespace under our prefix, or a lease in our network that
+    /// no record accounts for (an instance that took a spare holds the spare's lease).
     fn known_ids(&self) -> Result<BTreeSet<String>, NetworkError> {
         let cfg = self.config();
-        let mut ids: BTreeSet<String> = self.inner.records.ids()?.into_iter().collect();
-        let netns =
-            list_named(&cfg.netns_dir, &cfg.netns_prefix).map_err(|source| NetworkError::List {
-                path: cfg.netns_dir.clone(),
-                source,
-            })?;
-        ids.extend(netns);
-        let lease_dir = cfg.lease_dir();
+        let records = &self.inner.records;
+        let mut ids: BTreeSet<String> = records.ids()?.into_iter().collect();
+        let mut leased_by_record: HashSet<String> = ids.iter().cloned().collect();
+        for id in &ids {
+            if let Ok(Some(rec)) = records.load(id) {
+                leased_by_record.insert(rec.cni_id().to_string());
+            }
+        }
+        let list_error = |path: &std::path::Path| {
+            let path = path.to_path_buf();
+            move |source| NetworkError::List { path, source }
+        };
         ids.extend(
-            lease_owners(&lease_dir).map_err(|source| NetworkError::List {
-                path: lease_dir,
-                source,
-            })?,
+            list_named(&cfg.netns_dir, &cfg.netns_prefix).map_err(list_error(&cfg.netns_dir))?,
+        );
+        let lease_dir = cfg.lease_dir();
+        let leases = lease_owners(&lease_dir).map_err(list_error(&lease_dir))?;
+        ids.extend(
+            leases
+                .into_iter()
+                .filter(|owner| !leased_by_record.contains(owner)),
         );
         // Leases of other runtimes sharing the directory may carry ids we would never make.
-        ids.retain(|id| validate_id(id).is_ok());
+        ids.retain(|id| is_valid_id(id));
         Ok(ids)
     }
 }

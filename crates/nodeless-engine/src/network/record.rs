@@ -16,11 +16,21 @@ use super::portmap::PortMapping;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Record {
     pub id: String,
+    /// The CNI container id the plugins know the attachment by, when it is not `id`: an
+    /// instance that took a spare from the warm pool keeps the spare's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cni_id: Option<String>,
     pub netns: PathBuf,
     pub chain: Chain,
     pub port_mappings: Vec<PortMapping>,
     /// `None` while ADD has not finished.
     pub result: Option<Value>,
+}
+
+impl Record {
+    pub fn cni_id(&self) -> &str {
+        self.cni_id.as_deref().unwrap_or(&self.id)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -175,6 +185,7 @@ mod tests {
         let records = Records::open(dir.path()).expect("open");
         let rec = Record {
             id: "abc".into(),
+            cni_id: None,
             netns: "/run/netns/nodeless-abc".into(),
             chain: Chain {
                 name: "n".into(),

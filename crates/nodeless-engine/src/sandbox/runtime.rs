@@ -86,6 +86,9 @@ pub struct RuntimeBinary {
     pub path: PathBuf,
     /// The runtime's `--root`: nodeless keeps its containers apart from any other user of runc.
     pub state_root: PathBuf,
+    /// runsc's network mode; runsc wants it on create and start alike.
+    #[serde(default)]
+    pub network_flags: Vec<String>,
 }
 
 const SEARCH_DIRS: &[&str] = &[
@@ -113,6 +116,7 @@ impl RuntimeBinary {
                 kind,
                 path,
                 state_root: state_root.to_path_buf(),
+                network_flags: Vec::new(),
             }),
             None => Err(RuntimeError::NotInstalled {
                 kind,
@@ -130,14 +134,27 @@ impl RuntimeBinary {
     /// The runtime command with its global flags.
     pub fn command(&self) -> Command {
         let mut cmd = Command::new(&self.path);
-        cmd.arg("--root").arg(&self.state_root);
-        if self.kind == RuntimeKind::Runsc {
-            // The default platform (systrap/ptrace) works everywhere; kvm hangs on this host class.
-            // network=sandbox: gVisor's netstack takes over the interfaces of the netns we give it.
-            cmd.arg("--network=sandbox");
-        }
+        cmd.arg("--root")
+            .arg(&self.state_root)
+            .args(&self.network_flags);
+        // runsc: the default platform (systrap/ptrace) works everywhere; kvm hangs on this
+        // host class, so it is never selected.
         cmd.stdin(Stdio::null());
         cmd
+    }
+
+    /// For runsc, the network mode: gVisor's netstack takes over the interfaces of the netns
+    /// we give it (`sandbox`), or there is no network at all (`none`).
+    pub fn with_network(mut self, netns: bool) -> Self {
+        if self.kind == RuntimeKind::Runsc {
+            self.network_flags = vec![if netns {
+                "--network=sandbox"
+            } else {
+                "--network=none"
+            }
+            .to_string()];
+        }
+        self
     }
 
     pub fn create(&self, id: &str, bundle: &Path, pid_file: &Path) -> Command {
@@ -379,15 +396,27 @@ mod tests {
             kind: RuntimeKind::Runsc,
             path: "/usr/bin/runsc".into(),
             state_root: "/run/x".into(),
-        };
-        let cmd = bin.start("c1");
+            network_flags: vec![],
+        }
+        .with_network(true);
+        let cmd = bin.create("c1", Path::new("/b"), Path::new("/p"));
         let args: Vec<String> = cmd
             .get_args()
             .map(|a| a.to_string_lossy().into_owned())
             .collect();
         assert_eq!(
             args,
-            ["--root", "/run/x", "--network=sandbox", "start", "c1"]
+            [
+                "--root",
+                "/run/x",
+                "--network=sandbox",
+                "create",
+                "--bundle",
+                "/b",
+                "--pid-file",
+                "/p",
+                "c1"
+            ]
         );
         assert!(!args.iter().any(|a| a.contains("kvm")));
     }

@@ -1,0 +1,93 @@
+//! The shim's child reaper.
+//!
+//! As a child subreaper the shim inherits every process the runtime leaves behind: the
+//! container's init (runc) or sandbox (runsc), and runsc's gofer. Unreaped, those linger as
+//! zombies, and runsc waits for them to vanish before `delete` returns. So one thread reaps
+//! every child, and whoever waits for a particular pid collects its status here.
+
+use std::collections::HashMap;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use rustix::process::{Pid, WaitOptions};
+
+/// Exit code and, when a signal ended it, the signal (code is then 128 + signal).
+pub type ExitStatus = (i32, Option<i32>);
+
+#[derive(Clone, Default)]
+pub struct Reaper {
+    shared: Arc<(Mutex<HashMap<i32, ExitStatus>>, Condvar)>,
+}
+
+/// Statuses nobody asked for (runsc's gofer) are dropped past this many.
+const MAX_UNCLAIMED: usize = 1024;
+
+impl Reaper {
+    /// Starts the reaping thread; it lives as long as the shim.
+    pub fn start() -> Self {
+        let reaper = Reaper::default();
+        let shared = reaper.shared.clone();
+        std::thread::spawn(move || loop {
+            match rustix::process::wait(WaitOptions::empty()) {
+                Ok(Some((pid, st))) => {
+                    let status = match (st.exit_status(), st.terminating_signal()) {
+                        (Some(code), _) => (code, None),
+                        (None, Some(sig)) => (128 + sig, Some(sig)),
+                        _ => continue,
+                    };
+                    let (map, cv) = &*shared;
+                    let mut map = map.lock().unwrap_or_else(|p| p.into_inner());
+                    if map.len() >= MAX_UNCLAIMED {
+                        map.clear();
+                    }
+                    map.insert(pid.as_raw_nonzero().get(), status);
+                    cv.notify_all();
+                }
+                Err(rustix::io::Errno::INTR) | Ok(None) => {}
+                // No children right now: look again shortly.
+                Err(_) => std::thread::sleep(Duration::from_millis(20)),
+            }
+        });
+        reaper
+    }
+
+    /// Waits for `pid` to exit. If it is not our child (no subreaper), waits for it to vanish
+    /// and reports status 255.
+    pub fn wait(&self, pid: i32) -> ExitStatus {
+        let (map, cv) = &*self.shared;
+        let mut guard = map.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if let Some(st) = guard.remove(&pid) {
+                return st;
+            }
+            let gone =
+                Pid::from_raw(pid).is_none_or(|p| rustix::process::test_kill_process(p).is_err());
+            if gone {
+                // Reaped between our look and the check? Then the status is in the map now.
+                return guard.remove(&pid).unwrap_or((255, None));
+            }
+            guard = cv
+                .wait_timeout(guard, Duration::from_millis(200))
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+
+    /// Runs a command to completion; returns its status.
+    pub fn status(&self, cmd: &mut Command) -> std::io::Result<ExitStatus> {
+        let child = cmd.spawn()?;
+        Ok(self.wait(child.id() as i32))
+    }
+
+    /// Runs a command to completion; returns its status and stderr.
+    pub fn stderr(&self, cmd: &mut Command) -> std::io::Result<(ExitStatus, String)> {
+        use std::io::Read;
+        let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn()?;
+        let mut err = String::new();
+        if let Some(mut e) = child.stderr.take() {
+            let _ = e.read_to_string(&mut err);
+        }
+        Ok((self.wait(child.id() as i32), err.trim().to_string()))
+    }
+}
