@@ -274,6 +274,55 @@ async fn orphans_are_cleaned_up_by_a_restarted_engine() {
     restarted.detach("keep").await.expect("detach keep");
 }
 
+#[tokio::test]
+async fn instances_from_the_warm_pool_work_like_fresh_ones() {
+    if support::skip_unless_root("instances_from_the_warm_pool_work_like_fresh_ones") {
+        return;
+    }
+    let t = TestNetwork::with_config(10, |cfg| cfg.warm_pool = 2);
+    t.net.warm_up().await.expect("warm up");
+    assert_eq!(t.net.warm_spares(), 2);
+    let started = Instant::now();
+    let a = t.net.attach("a", &[]).await.expect("attach a");
+    let claim = started.elapsed();
+    let host_port = free_port();
+    let b = t
+        .net
+        .attach("b", &[PortMapping::tcp(host_port, 8080)])
+        .await
+        .expect("attach b");
+    eprintln!("attach from the warm pool: {claim:?}");
+    assert_eq!(a.netns, t.net.netns_path("a"));
+    assert!(ping_from(&a.netns, b.ip), "a pings b");
+    assert!(ping_from(&b.netns, b.gateway), "b pings the host");
+
+    let listener = listen_in(&b.netns, "0.0.0.0:8080").await;
+    let server = serve_one(listener);
+    let mut s = TcpStream::connect_timeout(
+        &SocketAddr::from(([127, 0, 0, 1], host_port)),
+        Duration::from_secs(3),
+    )
+    .expect("published port of a claimed spare");
+    s.write_all(b"pool").expect("write");
+    s.shutdown(std::net::Shutdown::Write).expect("shutdown");
+    let mut answer = Vec::new();
+    s.read_to_end(&mut answer).expect("read");
+    assert_eq!(answer, b"POOL");
+    server.join().expect("server thread").expect("served");
+
+    t.net.detach("a").await.expect("detach a");
+    t.net.detach("b").await.expect("detach b");
+    t.net.warm_up().await.expect("refill");
+    assert_eq!(
+        t.leases().len(),
+        2,
+        "only the refilled spares hold addresses"
+    );
+    t.net.drain_warm_pool().await.expect("drain");
+    assert!(t.leases().is_empty());
+    assert_eq!(t.wait_veths(0).await, 0);
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
@@ -282,6 +331,7 @@ async fn measure(t: &TestNetwork, label: &str, ports: &[PortMapping], rounds: us
     let (mut attach, mut detach) = (Vec::new(), Vec::new());
     for i in 0..rounds {
         let id = format!("lat{i}");
+        t.net.warm_up().await.expect("warm pool"); // no-op without a pool
         let started = Instant::now();
         t.net.attach(&id, ports).await.expect("attach");
         attach.push(started.elapsed());
@@ -321,6 +371,9 @@ async fn attach_and_detach_latency_is_reported() {
         10,
     )
     .await;
+    let pooled = TestNetwork::with_config(11, |cfg| cfg.warm_pool = 4);
+    measure(&pooled, "warm pool (refilled between rounds)", &[], 10).await;
+    pooled.net.drain_warm_pool().await.expect("drain");
 
     let started = Instant::now();
     let ids: Vec<String> = (0..20).map(|i| format!("par{i}")).collect();

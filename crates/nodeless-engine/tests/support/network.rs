@@ -18,7 +18,14 @@ impl TestNetwork {
     /// A network of its own: bridge `nlt<tag>`, subnet 10.231.<tag>.0/24, namespaces
     /// `/run/netns/nlt<tag>-<id>`, leases in a temporary directory. Every test that attaches
     /// real networks needs a distinct tag (tests/network.rs uses 1-19; take 20 and up).
+    /// No warm pool, so tests see exactly their own instances.
     pub fn new(n: u8, masquerade: bool) -> TestNetwork {
+        Self::with_config(n, |cfg| cfg.masquerade = masquerade)
+    }
+
+    /// With changes to the config; a test with a warm pool calls `net.drain_warm_pool()` at
+    /// its end, as drop cannot wait for the pool's filler.
+    pub fn with_config(n: u8, change: impl FnOnce(&mut NetworkConfig)) -> TestNetwork {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut cfg = NetworkConfig::new(dir.path().join("state"));
         cfg.name = format!("nlt-net{n}");
@@ -26,7 +33,8 @@ impl TestNetwork {
         cfg.subnet = Some(format!("10.231.{n}.0/24").parse().expect("subnet"));
         cfg.netns_prefix = format!("nlt{n}-");
         cfg.ipam_data_dir = dir.path().join("ipam");
-        cfg.masquerade = masquerade;
+        cfg.warm_pool = 0;
+        change(&mut cfg);
         let net = Network::new(cfg).expect("network");
         TestNetwork {
             net,
