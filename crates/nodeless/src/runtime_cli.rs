@@ -152,9 +152,12 @@ fn open(args: &RuntimeArgs) -> anyhow::Result<Ctx> {
     Ok(Ctx { images, engine })
 }
 
-/// Networking for instances; unconnected namespaces until the CNI part is wired in.
-fn network(_root: &std::path::Path) -> anyhow::Result<Arc<dyn NetworkProvider>> {
-    Ok(Arc::new(nodeless_engine::instance::NoNetwork))
+/// CNI networking for instances: a bridge, one namespace and address per instance.
+fn network(root: &std::path::Path) -> anyhow::Result<Arc<dyn NetworkProvider>> {
+    let cfg = nodeless_engine::network::NetworkConfig::new(root.join("network"));
+    let net =
+        nodeless_engine::network::Network::new(cfg).context("cannot set up instance networking")?;
+    Ok(Arc::new(net))
 }
 
 /// Runs `nodeless runtime ...`; returns the process exit code.
@@ -333,9 +336,12 @@ async fn run_instance(ctx: &Ctx, run: RunArgs) -> anyhow::Result<i32> {
         println!("{id}");
         return Ok(0);
     }
+    let t0 = std::time::Instant::now();
     let code = attach(&ctx.engine, &id, &container).await;
+    tracing::debug!(instance = %id, elapsed = ?t0.elapsed(), "container exited");
     if run.rm {
         ctx.engine.remove(&id).await?;
+        tracing::debug!(instance = %id, elapsed = ?t0.elapsed(), "instance removed");
     }
     code
 }

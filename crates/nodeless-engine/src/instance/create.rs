@@ -141,6 +141,7 @@ impl LocalEngine {
         let spec = rec.spec.clone();
         // Fail fast on a missing runtime, before pulling anything.
         let runtime = self.inner.runtimes.runtime(spec.runtime)?;
+        let t0 = std::time::Instant::now();
         let mut images: BTreeMap<String, PulledImage> = BTreeMap::new();
         for c in spec.all_containers() {
             if !images.contains_key(&c.image) {
@@ -163,6 +164,7 @@ impl LocalEngine {
                 rec.stop_signals.insert(c.name.clone(), sig.clone());
             }
         }
+        tracing::debug!(instance = %spec.id, elapsed = ?t0.elapsed(), "images ready");
         let net = self
             .inner
             .network
@@ -170,6 +172,7 @@ impl LocalEngine {
             .await
             .map_err(EngineError::Network)?;
         rec.network = Some(net.clone());
+        tracing::debug!(instance = %spec.id, elapsed = ?t0.elapsed(), "network attached");
         dir.write_record(rec)
             .map_err(io_err("cannot write the instance record"))?;
         write_etc_files(dir, &spec, &net)?;
@@ -198,7 +201,9 @@ impl LocalEngine {
                 shim.containers.push(sc);
             }
         }
+        tracing::debug!(instance = %spec.id, elapsed = ?t0.elapsed(), "network, volumes and root filesystems ready");
         let pid = self.start_shim(dir, &shim).await?;
+        tracing::debug!(instance = %spec.id, elapsed = ?t0.elapsed(), "supervisor started");
         rec.shim_pid = Some(pid);
         rec.phase = rec
             .phase

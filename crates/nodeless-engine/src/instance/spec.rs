@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 pub use super::restart::RestartPolicy;
 pub use crate::image::RegistryAuth;
+pub use crate::network::{PortMapping, Protocol};
 pub use crate::sandbox::runtime::RuntimeKind;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -188,21 +189,6 @@ pub struct DnsConfig {
     pub nameservers: Vec<String>,
     pub searches: Vec<String>,
     pub options: Vec<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
-pub enum Protocol {
-    #[default]
-    Tcp,
-    Udp,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct PortMapping {
-    pub host_port: u16,
-    pub container_port: u16,
-    pub protocol: Protocol,
-    pub host_ip: Option<IpAddr>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

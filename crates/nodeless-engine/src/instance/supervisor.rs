@@ -148,6 +148,8 @@ impl Supervisor {
             let term = self.run_once(c, &mut status);
             status.state = ContainerState::Terminated(term.clone());
             write_status(&c.status_path, &status);
+            // After the status, so whoever waits for the exit learns of it first.
+            let _ = self.quiet(self.cfg.runtime.delete(&c.runtime_id, true));
             if self.stop_requested() || !policy.restarts(term.exit_code) {
                 return Some(term);
             }
@@ -186,8 +188,11 @@ impl Supervisor {
     /// One run: create with our pipes as stdio, start, wait, record.
     fn run_once(&self, c: &ShimContainer, status: &mut ContainerStatus) -> Termination {
         let rt = &self.cfg.runtime;
-        // A container left over from the previous run (or a crashed shim) has the same id.
-        let _ = self.quiet(rt.delete(&c.runtime_id, true));
+        // A container left over from a crashed shim has the same id; runc keeps its state in
+        // a directory named after it, so only pay for a delete when there is one.
+        if rt.state_root.join(&c.runtime_id).exists() {
+            let _ = self.quiet(rt.delete(&c.runtime_id, true));
+        }
         let restart = status.restart_count;
         if restart >= 2 {
             for old in logs::run_files(&c.log_dir, restart - 2) {
@@ -260,8 +265,8 @@ impl Supervisor {
         let finished_at = Utc::now();
         // Output written just before exit is still in the pipes; give the readers a moment.
         wait_readers(readers, Duration::from_secs(2));
+        // Read before the runtime deletes the container's cgroup with it.
         let oom = self.cgroups.oom_kills(&c.cgroup) > 0;
-        let _ = self.quiet(rt.delete(&c.runtime_id, true));
         let reason = if oom {
             "OOMKilled"
         } else if exit_code == 0 {

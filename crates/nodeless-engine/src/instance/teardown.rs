@@ -15,7 +15,7 @@ use crate::sandbox::cgroups;
 use crate::sandbox::runtime::Runtime;
 
 /// How often stop re-checks the containers while waiting for them to exit.
-const STOP_POLL: Duration = Duration::from_millis(20);
+const STOP_POLL: Duration = Duration::from_millis(5);
 /// How long to wait after SIGKILL before giving up on the supervisor.
 const KILL_WAIT: Duration = Duration::from_secs(10);
 
@@ -124,7 +124,9 @@ impl LocalEngine {
             Err(e) => return Err(e),
         };
         if let Some(rec) = &rec {
-            if rec.phase != InstancePhase::Stopped {
+            let settled = rec.phase == InstancePhase::Stopped
+                || (self.status_of(rec).phase.is_finished() && !self.supervisor_alive(rec));
+            if !settled {
                 self.stop_instance(id, Duration::ZERO).await?;
             }
         }
@@ -139,26 +141,38 @@ impl LocalEngine {
     /// Removes every trace of an instance: runtime containers, mounts, network, cgroups, files.
     pub(crate) async fn tear_down(&self, id: &str) -> Result<(), EngineError> {
         self.abort_tasks(id);
+        let t0 = Instant::now();
         let dir = self.dir(id);
         let rec = dir.read_record().ok();
         if let Some(rec) = &rec {
+            // The supervisor deletes each container after it exits; only a container it did
+            // not see through (crash, kill) is left for us.
+            let alive = self.supervisor_alive(rec);
+            let leftover = |name: &str| {
+                alive
+                    || read_status(&dir.status(name))
+                        .is_some_and(|s| s.state.termination().is_none())
+            };
             if let Ok(runtime) = self.inner.runtimes.runtime(rec.spec.runtime) {
-                for c in rec.spec.all_containers() {
+                for c in rec.spec.all_containers().filter(|c| leftover(&c.name)) {
                     let _ = runtime.delete(&state::runtime_id(id, &c.name), true).await;
                 }
             }
         }
+        tracing::debug!(instance = %id, elapsed = ?t0.elapsed(), "runtime containers deleted");
         // Deepest first: volume tmpfs inside nothing, rootfs overlays.
         let mut mounts = self.inner.mounter.mounts_under(&dir.dir);
         mounts.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
         for m in mounts {
             self.inner.mounter.unmount(&m)?;
         }
+        tracing::debug!(instance = %id, elapsed = ?t0.elapsed(), "unmounted");
         self.inner
             .network
             .detach(id)
             .await
             .map_err(EngineError::Network)?;
+        tracing::debug!(instance = %id, elapsed = ?t0.elapsed(), "unmounted and detached");
         self.inner.cgroups.remove(&cgroups::instance_cgroup(id));
         match std::fs::remove_dir_all(&dir.dir) {
             Ok(()) => Ok(()),

@@ -277,6 +277,8 @@ pub async fn read_run(
     if !opts.follow {
         return Ok(());
     }
+    // Poll quickly while output flows or just stopped, slower when the container is quiet.
+    let mut idle = Duration::from_millis(5);
     loop {
         let done = finished();
         let mut fresh = Vec::new();
@@ -297,8 +299,11 @@ pub async fn read_run(
         if done && !got {
             return Ok(());
         }
-        if !got {
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        if got {
+            idle = Duration::from_millis(5);
+        } else {
+            tokio::time::sleep(idle).await;
+            idle = (idle * 2).min(Duration::from_millis(100));
         }
     }
 }
