@@ -1,11 +1,12 @@
 //! Cleaning up after instances that no longer exist: after an engine crash or restart, the
 //! namespaces, records and host-local leases of instances the engine does not know are
-//! detached like any other. The warm pool's own spares are kept.
+//! detached like any other. The warm pool's spares are kept unless dead.
 
 use std::collections::{BTreeSet, HashSet};
 
 use super::attach::Network;
 use super::netns::list_named;
+use super::pool::SPARE_PREFIX;
 use super::record::lease_owners;
 use super::{is_valid_id, NetworkError};
 
@@ -17,15 +18,24 @@ impl Network {
         &self,
         live: &HashSet<String>,
     ) -> Result<Vec<String>, NetworkError> {
-        let spares = self.inner.pool.owned();
+        let orphans: Vec<String> = {
+            // No claim may move a spare while we look.
+            let _pool = self.lock_pool().await?;
+            let spares = self.live_spares()?;
+            self.known_ids()?
+                .into_iter()
+                .filter(|id| !live.contains(id) && !spares.contains(id))
+                .collect()
+        };
         let mut first_error = None;
         let mut cleaned = Vec::new();
-        let orphans = self
-            .known_ids()?
-            .into_iter()
-            .filter(|id| !live.contains(id) && !spares.contains(id));
         for id in orphans {
-            match self.detach_any(&id).await {
+            let detached = if id.starts_with(SPARE_PREFIX) {
+                self.remove_spare(&id).await
+            } else {
+                self.detach_any(&id).await
+            };
+            match detached {
                 Ok(()) => cleaned.push(id),
                 Err(e) => {
                     tracing::warn!(instance.id = %id, error = %e, "cleaning up orphaned network");

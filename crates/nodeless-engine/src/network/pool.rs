@@ -1,18 +1,31 @@
 //! The warm pool: a few namespaces attached ahead of demand (`spare-<uuid>`), so that attach
 //! hands one over (a bind mount under the instance's name and a record) instead of running
 //! the plugins on the start path. A spare keeps its CNI container id for life; the instance's
-//! record says so (`cni_id`), and DEL uses it. A filler task tops the pool up after each claim,
-//! one spare at a time; it stops when the last `Network` clone goes. Spares survive engine
-//! restarts: complete ones are adopted again, the rest are orphans.
+//! record says so (`cni_id`), and DEL uses it.
+//!
+//! The pool lives on disk, so every process over the same state directory (the agent, each
+//! `nodeless runtime` command) shares it and spares outlive the process that made them:
+//! - a spare is its record in `instances/` plus a `<id>.making` file its maker holds locked
+//!   (`flock`) until the spare is complete; an unlocked, incomplete spare is dead;
+//! - claims, and orphan cleanup's look at the spares, hold `pool.lock`, so one spare goes to
+//!   one instance and no cleanup sees it half moved.
+//!
+//! A filler task tops the pool up after each claim, one spare at a time; it stops when the
+//! last `Network` clone goes.
 
-use std::collections::{HashSet, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::collections::BTreeSet;
+use std::fs::File;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rustix::fs::{flock, FlockOperation};
 
 use super::attach::Network;
 use super::cni::{Chain, CniCommand, Invocation};
 use super::config::INSTANCE_IFNAME;
 use super::portmap::{self, PortMapping};
-use super::record::Record;
+use super::record::{Record, RecordError};
 use super::{Attachment, NetworkError};
 
 pub const SPARE_PREFIX: &str = "spare-";
@@ -20,91 +33,41 @@ pub const SPARE_PREFIX: &str = "spare-";
 #[derive(Debug)]
 pub(super) struct Pool {
     target: usize,
-    state: Mutex<PoolState>,
     filler: Mutex<Option<tokio::task::JoinHandle<()>>>,
-    /// Woken whenever a spare becomes ready or is given up.
-    changed: tokio::sync::Notify,
-}
-
-#[derive(Debug, Default)]
-struct PoolState {
-    /// Attached and ready to claim, oldest first.
-    ready: VecDeque<String>,
-    /// Every spare id this process owns: ready, being made, or being claimed. Orphan cleanup
-    /// leaves these alone.
-    owned: HashSet<String>,
 }
 
 impl Pool {
     pub(super) fn new(target: usize) -> Self {
         Pool {
             target,
-            state: Mutex::default(),
             filler: Mutex::default(),
-            changed: tokio::sync::Notify::new(),
         }
     }
 
-    fn state(&self) -> MutexGuard<'_, PoolState> {
-        self.state
+    fn take_filler(&self) -> Option<tokio::task::JoinHandle<()>> {
+        self.filler
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// A new spare id to make, while the pool is short.
-    fn reserve(&self) -> Option<String> {
-        let mut state = self.state();
-        if state.owned.len() >= self.target {
-            return None;
-        }
-        let id = format!("{SPARE_PREFIX}{}", uuid::Uuid::new_v4().simple());
-        state.owned.insert(id.clone());
-        Some(id)
-    }
-
-    fn ready(&self, id: String) {
-        {
-            let mut state = self.state();
-            state.owned.insert(id.clone());
-            state.ready.push_back(id);
-        }
-        self.changed.notify_waiters();
-    }
-
-    fn take(&self) -> Option<String> {
-        self.state().ready.pop_front()
-    }
-
-    fn forget(&self, id: &str) {
-        self.state().owned.remove(id);
-        self.changed.notify_waiters();
-    }
-
-    /// Spares being made or claimed right now.
-    fn in_flight(&self) -> usize {
-        let state = self.state();
-        state.owned.len() - state.ready.len()
-    }
-
-    pub(super) fn owned(&self) -> HashSet<String> {
-        self.state().owned.clone()
-    }
-
-    pub(super) fn ready_count(&self) -> usize {
-        self.state().ready.len()
+            .take()
     }
 }
 
 impl Drop for Pool {
     fn drop(&mut self) {
-        let filler = self
-            .filler
-            .get_mut()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(task) = filler.take() {
-            task.abort();
+        if let Some(task) = self.take_filler() {
+            task.abort(); // a half-made spare is dead: its maker's lock goes with the task
         }
     }
+}
+
+/// What a spare on disk is good for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Spare {
+    Ready,
+    /// Its maker (in some process) is still at work.
+    Making,
+    /// Incomplete with no maker, or no longer usable: an orphan.
+    Dead,
 }
 
 /// Why a claim failed: before the instance was touched (attach afresh) or after (give up).
@@ -113,83 +76,134 @@ enum ClaimError {
     Instance(NetworkError),
 }
 
+fn io_error(path: PathBuf) -> impl FnOnce(std::io::Error) -> NetworkError {
+    move |source| NetworkError::Record(RecordError::Io { path, source })
+}
+
 impl Network {
-    /// Takes over complete spares an earlier engine left, up to the pool's size.
-    pub(super) fn adopt_spares(&self) -> Result<(), NetworkError> {
-        let pool = &self.inner.pool;
-        let want = self.chain_for(&[]);
-        for id in self
-            .inner
-            .records
-            .ids()?
-            .into_iter()
-            .filter(|id| id.starts_with(SPARE_PREFIX))
+    fn spare_lock_path(&self, id: &str) -> PathBuf {
+        self.inner.records.dir().join(format!("{id}.making"))
+    }
+
+    /// Holds `pool.lock` until the returned file is dropped.
+    pub(super) async fn lock_pool(&self) -> Result<File, NetworkError> {
+        let path = self.inner.cfg.state_dir.join("pool.lock");
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io_error(path.clone()))?;
+        tokio::task::spawn_blocking(move || {
+            flock(&file, FlockOperation::LockExclusive).map(|()| file)
+        })
+        .await
+        .map_err(|e| io_error(path.clone())(std::io::Error::other(e)))?
+        .map_err(|e| io_error(path)(e.into()))
+    }
+
+    /// The spares on disk and their state: those with a record, and those whose maker has
+    /// not written one yet.
+    pub(super) fn spares(&self) -> Result<Vec<(String, Spare)>, NetworkError> {
+        let mut ids: BTreeSet<String> = self.inner.records.ids()?.into_iter().collect();
+        let dir = self.inner.records.dir();
+        for entry in std::fs::read_dir(dir)
+            .map_err(io_error(dir.to_path_buf()))?
+            .flatten()
         {
-            if pool.state().owned.len() >= pool.target {
-                break;
+            if let Some(id) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.strip_suffix(".making"))
+            {
+                ids.insert(id.to_string());
             }
-            let Ok(Some(rec)) = self.inner.records.load(&id) else {
-                continue;
-            };
-            let usable = rec.result.is_some()
-                && rec.chain == want
-                && rec.cni_id.is_none()
-                && self.inner.namespaces.exists(&rec.netns);
-            if usable {
-                pool.ready(id);
-            }
+        }
+        let spares = ids.into_iter().filter(|id| id.starts_with(SPARE_PREFIX));
+        Ok(spares
+            .map(|id| {
+                let state = self.spare_state(&id);
+                (id, state)
+            })
+            .collect())
+    }
+
+    fn spare_state(&self, id: &str) -> Spare {
+        let rec = match self.inner.records.load(id) {
+            Ok(Some(rec)) => rec,
+            _ if self.maker_alive(id) => return Spare::Making,
+            _ => return Spare::Dead,
+        };
+        let usable = rec.cni_id.is_none()
+            && rec.chain == self.chain_for(&[])
+            && self.inner.namespaces.exists(&rec.netns);
+        match (rec.result.is_some(), usable) {
+            (true, true) => Spare::Ready,
+            (true, false) => Spare::Dead,
+            (false, _) if self.maker_alive(id) => Spare::Making,
+            (false, _) => Spare::Dead,
+        }
+    }
+
+    /// Whether someone holds the spare's `.making` lock.
+    fn maker_alive(&self, id: &str) -> bool {
+        let Ok(file) = File::open(self.spare_lock_path(id)) else {
+            return false;
+        };
+        flock(&file, FlockOperation::NonBlockingLockShared).is_err()
+    }
+
+    /// Spares ready to be claimed.
+    pub fn warm_spares(&self) -> usize {
+        self.spares()
+            .map(|s| s.iter().filter(|(_, state)| *state == Spare::Ready).count())
+            .unwrap_or(0)
+    }
+
+    /// Fills the warm pool now and waits until every spare is ready, including those another
+    /// task or process is making (engine start-up, benchmarks, tests).
+    pub async fn warm_up(&self) -> Result<(), NetworkError> {
+        while self.add_spare().await? {}
+        let deadline = tokio::time::Instant::now() + self.inner.cfg.plugin_timeout;
+        while self
+            .spares()?
+            .iter()
+            .any(|(_, state)| *state == Spare::Making)
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
         Ok(())
     }
 
-    /// Fills the warm pool now and waits until every spare is ready, including those the
-    /// background filler is making (engine start-up, benchmarks, tests).
-    pub async fn warm_up(&self) -> Result<(), NetworkError> {
-        let pool = &self.inner.pool;
-        loop {
-            let changed = pool.changed.notified();
-            tokio::pin!(changed);
-            changed.as_mut().enable(); // registered before looking, so no wake-up is missed
-            if self.add_spare().await? {
+    /// Stops this process's filler and detaches every spare that no other process is making
+    /// (uninstall, tests). Attaching afterwards starts filling again.
+    pub async fn drain_warm_pool(&self) -> Result<(), NetworkError> {
+        if let Some(task) = self.inner.pool.take_filler() {
+            task.abort();
+            let _ = task.await; // cancelled or done; a half-made spare is dead and goes below
+        }
+        // Held throughout: a spare must not be claimed between our look and its detach.
+        let _pool = self.lock_pool().await?;
+        let mut first_error = None;
+        for (id, state) in self.spares()? {
+            if state == Spare::Making {
                 continue;
             }
-            if pool.in_flight() == 0 {
-                return Ok(());
-            }
-            changed.await;
-        }
-    }
-
-    /// Stops the filler and detaches every spare (uninstall, tests). Attaching afterwards
-    /// starts filling again.
-    pub async fn drain_warm_pool(&self) -> Result<(), NetworkError> {
-        let filler = self
-            .inner
-            .pool
-            .filler
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .take();
-        if let Some(task) = filler {
-            task.abort();
-            let _ = task.await; // cancelled or done; a half-made spare is detached below
-        }
-        let mut first_error = None;
-        for id in self.inner.pool.owned() {
-            self.inner.pool.state().ready.retain(|r| *r != id);
-            match self.detach_any(&id).await {
-                Ok(()) => self.inner.pool.forget(&id),
-                Err(e) => {
-                    first_error.get_or_insert(e);
-                }
+            if let Err(e) = self.remove_spare(&id).await {
+                first_error.get_or_insert(e);
             }
         }
         first_error.map_or(Ok(()), Err)
     }
 
-    /// Spares ready to be claimed.
-    pub fn warm_spares(&self) -> usize {
-        self.inner.pool.ready_count()
+    pub(super) async fn remove_spare(&self, id: &str) -> Result<(), NetworkError> {
+        self.detach_any(id).await?;
+        let lock = self.spare_lock_path(id);
+        match std::fs::remove_file(&lock) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io_error(lock)(e)),
+            _ => Ok(()),
+        }
     }
 
     /// Starts the filler unless it runs or there is no runtime to run it on.
@@ -227,20 +241,33 @@ impl Network {
 
     /// Makes one spare if the pool is short; false when it is full.
     async fn add_spare(&self) -> Result<bool, NetworkError> {
-        let Some(id) = self.inner.pool.reserve() else {
-            return Ok(false);
+        let (id, making) = {
+            let _pool = self.lock_pool().await?;
+            let alive = self
+                .spares()?
+                .iter()
+                .filter(|(_, state)| *state != Spare::Dead)
+                .count();
+            if alive >= self.inner.pool.target {
+                return Ok(false);
+            }
+            let id = format!("{SPARE_PREFIX}{}", uuid::Uuid::new_v4().simple());
+            let path = self.spare_lock_path(&id);
+            let making = File::options()
+                .create_new(true)
+                .write(true)
+                .open(&path)
+                .map_err(io_error(path.clone()))?;
+            flock(&making, FlockOperation::NonBlockingLockExclusive)
+                .map_err(|e| io_error(path)(e.into()))?;
+            (id, making)
         };
         let _guard = self.inner.locks.lock(&id).await;
-        match self.attach_fresh(&id, &[]).await {
-            Ok(_) => {
-                self.inner.pool.ready(id);
-                Ok(true)
-            }
-            Err(e) => {
-                self.inner.pool.forget(&id);
-                Err(e)
-            }
-        }
+        let made = self.attach_fresh(&id, &[]).await;
+        let lock = self.spare_lock_path(&id);
+        let _ = std::fs::remove_file(&lock); // before unlocking: complete, or undone
+        drop(making);
+        made.map(|_| true)
     }
 
     /// Hands a ready spare to instance `id` (whose lock the caller holds and which has no
@@ -250,13 +277,20 @@ impl Network {
         id: &str,
         ports: &[PortMapping],
     ) -> Result<Option<Attachment>, NetworkError> {
-        let Some(spare_id) = self.inner.pool.take() else {
+        if self.inner.pool.target == 0 {
+            return Ok(None);
+        }
+        let pool = self.lock_pool().await?;
+        let Some(spare_id) = self
+            .spares()?
+            .into_iter()
+            .find(|(_, s)| *s == Spare::Ready)
+            .map(|(id, _)| id)
+        else {
             return Ok(None);
         };
         let _guard = self.inner.locks.lock(&spare_id).await;
-        let claimed = self.move_spare(id, &spare_id, ports).await;
-        self.inner.pool.forget(&spare_id);
-        match claimed {
+        match self.move_spare(id, &spare_id, ports, pool).await {
             Ok(attachment) => {
                 tracing::debug!(spare = %spare_id, ip = %attachment.ip, "attached from the warm pool");
                 Ok(Some(attachment))
@@ -269,28 +303,24 @@ impl Network {
         }
     }
 
+    /// Renames the spare to the instance; `pool` (the pool lock) is let go once the spare is no
+    /// longer a spare, before the slow part (port mappings).
     async fn move_spare(
         &self,
         id: &str,
         spare_id: &str,
         ports: &[PortMapping],
+        pool: File,
     ) -> Result<Attachment, ClaimError> {
-        let spare = self
-            .inner
-            .records
-            .load(spare_id)
-            .map_err(|e| ClaimError::Spare(e.into()))?;
-        let spare = match spare {
-            Some(rec) if rec.result.is_some() && self.inner.namespaces.exists(&rec.netns) => rec,
-            other => {
-                if let Some(rec) = other {
-                    self.undo(spare_id, rec).await;
-                }
+        let spare = match self.inner.records.load(spare_id) {
+            Ok(Some(rec)) => rec,
+            Ok(None) => {
                 return Err(ClaimError::Spare(NetworkError::NoAddress {
                     id: spare_id.into(),
                     ifname: INSTANCE_IFNAME.into(),
-                }));
+                }))
             }
+            Err(e) => return Err(ClaimError::Spare(e.into())),
         };
         let netns = self.netns_path(id);
         let netns_error = |source| NetworkError::Netns {
@@ -322,6 +352,7 @@ impl Network {
                 .await
                 .map_err(netns_error)?;
             self.inner.records.remove(spare_id)?;
+            drop(pool);
             if !ports.is_empty() {
                 rec.result = Some(self.add_port_mappings(&rec).await?);
                 self.inner.records.save(&rec)?;
@@ -353,5 +384,15 @@ impl Network {
         tail.add_after(&*self.inner.plugins, &inv, &runtime, rec.result.clone())
             .await
             .map_err(|e| self.cni_error(&rec.id, e))
+    }
+
+    /// Spares orphan cleanup may take: dead ones. Call with the pool lock held.
+    pub(super) fn live_spares(&self) -> Result<BTreeSet<String>, NetworkError> {
+        Ok(self
+            .spares()?
+            .into_iter()
+            .filter(|(_, s)| *s != Spare::Dead)
+            .map(|(id, _)| id)
+            .collect())
     }
 }

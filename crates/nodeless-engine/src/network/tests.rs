@@ -543,3 +543,35 @@ async fn callers_cannot_use_or_remove_spare_ids() {
     ));
     assert_eq!(f.net.warm_spares(), 1);
 }
+
+#[tokio::test]
+async fn a_spare_another_process_is_making_is_neither_claimed_nor_cleaned_until_its_maker_dies() {
+    use rustix::fs::{flock, FlockOperation};
+    let f = Fixture::with_pool(1);
+    let records = f.dir.path().join("state/instances");
+    std::fs::write(records.join("spare-other.json"), br#"{"id":"spare-other","netns":"/nowhere","chain":{"name":"nodeless","cniVersion":"1.0.0","plugins":[]},"port_mappings":[],"result":null}"#)
+        .expect("record");
+    let making = std::fs::File::create(records.join("spare-other.making")).expect("making");
+    flock(&making, FlockOperation::NonBlockingLockExclusive).expect("lock");
+    let cleaned = f
+        .net
+        .cleanup_orphans(&HashSet::new())
+        .await
+        .expect("cleanup");
+    assert!(cleaned.is_empty(), "{cleaned:?}");
+    f.plugins.clear_calls();
+    f.net.attach("web", &[]).await.expect("attach");
+    assert!(
+        f.calls().contains(&call("bridge", CniCommand::Add)),
+        "no ready spare: attached afresh"
+    );
+    drop(making); // the other process died
+    let cleaned = f
+        .net
+        .cleanup_orphans(&["web".to_string()].into())
+        .await
+        .expect("cleanup");
+    assert_eq!(cleaned, vec!["spare-other".to_string()]);
+    assert!(!records.join("spare-other.making").exists());
+    f.net.drain_warm_pool().await.expect("drain");
+}
