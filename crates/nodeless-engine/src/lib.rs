@@ -6,6 +6,7 @@
 //! under runc or runsc on an overlay root filesystem (`sandbox`), supervised by a small
 //! per-container shim process that survives engine restarts (`instance`).
 
+pub mod fake;
 pub mod image;
 pub mod instance;
 pub mod network;

@@ -15,6 +15,7 @@
 
 mod adapters;
 mod create;
+pub use create::validate;
 pub mod deps;
 pub mod engine;
 pub mod lifecycle;
