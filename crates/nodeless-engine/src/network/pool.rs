@@ -94,6 +94,10 @@ impl Network {
             .write(true)
             .open(&path)
             .map_err(io_error(path.clone()))?;
+        // Usually free: take it without a trip to the blocking pool.
+        if flock(&file, FlockOperation::NonBlockingLockExclusive).is_ok() {
+            return Ok(file);
+        }
         tokio::task::spawn_blocking(move || {
             flock(&file, FlockOperation::LockExclusive).map(|()| file)
         })
@@ -120,23 +124,24 @@ impl Network {
             }
         }
         let spares = ids.into_iter().filter(|id| id.starts_with(SPARE_PREFIX));
+        let want = self.chain_for(&[]);
         Ok(spares
             .map(|id| {
-                let state = self.spare_state(&id);
+                let state = self.spare_state(&id, &want);
                 (id, state)
             })
             .collect())
     }
 
-    fn spare_state(&self, id: &str) -> Spare {
+    /// `want`: the chain a spare of this network's current config has.
+    fn spare_state(&self, id: &str, want: &Chain) -> Spare {
         let rec = match self.inner.records.load(id) {
             Ok(Some(rec)) => rec,
             _ if self.maker_alive(id) => return Spare::Making,
             _ => return Spare::Dead,
         };
-        let usable = rec.cni_id.is_none()
-            && rec.chain == self.chain_for(&[])
-            && self.inner.namespaces.exists(&rec.netns);
+        let usable =
+            rec.cni_id.is_none() && rec.chain == *want && self.inner.namespaces.exists(&rec.netns);
         match (rec.result.is_some(), usable) {
             (true, true) => Spare::Ready,
             (true, false) => Spare::Dead,
