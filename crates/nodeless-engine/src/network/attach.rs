@@ -83,7 +83,6 @@ impl Network {
         let net = Network {
             inner: Arc::new(inner),
         };
-        net.fill_pool_in_background();
         Ok(net)
     }
 

@@ -60,7 +60,8 @@ pub fn chain_name(network: &str) -> String {
 
 /// Makes the nat table masquerade traffic from `subnet` to anywhere outside it (and outside
 /// multicast) when `enabled`, and removes nodeless's rules for `network` when not. Idempotent;
-/// a changed subnet replaces the old rules.
+/// a changed subnet replaces the old rules. When the table is already as wanted (every start
+/// but the first) it costs one `iptables -S`.
 pub fn apply(
     nat: &dyn NatTable,
     network: &str,
@@ -68,38 +69,86 @@ pub fn apply(
     enabled: bool,
 ) -> Result<(), MasqueradeError> {
     let chain = chain_name(network);
-    let jumps = existing_jumps(nat, &chain)?;
+    let table = NatListing::parse(&must(nat, &strings(&["-S"]))?, &chain);
     let wanted = jump_rule(network, subnet, &chain);
-    for rule in jumps.iter().filter(|r| !enabled || **r != wanted) {
-        let mut args = vec!["-D".to_string(), "POSTROUTING".to_string()];
+    let wanted_chain = chain_rules(subnet);
+    if enabled && table.jumps == [wanted.clone()] && table.chain_rules == wanted_chain {
+        return Ok(());
+    }
+    if !enabled && table.jumps.is_empty() && !table.chain_exists {
+        return Ok(());
+    }
+    for rule in table.jumps.iter().filter(|r| !enabled || **r != wanted) {
+        let mut args = strings(&["-D", "POSTROUTING"]);
         args.extend(rule.iter().cloned());
         must(nat, &args)?;
     }
     if !enabled {
-        // Both fail when the chain does not exist, which is the state we want.
-        let _ = nat.run(&strings(&["-F", &chain]))?;
-        let _ = nat.run(&strings(&["-X", &chain]))?;
+        must(nat, &strings(&["-F", &chain]))?;
+        must(nat, &strings(&["-X", &chain]))?;
         return Ok(());
     }
-    if nat.run(&strings(&["-N", &chain]))?.is_err() {
-        must(nat, &strings(&["-F", &chain]))?; // it exists: refill it for this subnet
+    let verb = if table.chain_exists { "-F" } else { "-N" }; // refill it for this subnet
+    must(nat, &strings(&[verb, &chain]))?;
+    for rule in wanted_chain {
+        let mut args = strings(&["-A", &chain]);
+        args.extend(rule);
+        must(nat, &args)?;
     }
-    let subnet = subnet.trunc().to_string();
-    must(
-        nat,
-        &strings(&["-A", &chain, "-d", &subnet, "-j", "RETURN"]),
-    )?;
-    must(
-        nat,
-        &strings(&["-A", &chain, "-d", "224.0.0.0/4", "-j", "RETURN"]),
-    )?;
-    must(nat, &strings(&["-A", &chain, "-j", "MASQUERADE"]))?;
-    if !jumps.contains(&wanted) {
+    if !table.jumps.contains(&wanted) {
         let mut args = strings(&["-A", "POSTROUTING"]);
         args.extend(wanted);
         must(nat, &args)?;
     }
     Ok(())
+}
+
+/// What `iptables -t nat -S` says about one network's rules.
+struct NatListing {
+    /// POSTROUTING rules jumping to the chain, as argument lists after `-A POSTROUTING`.
+    jumps: Vec<Vec<String>>,
+    chain_exists: bool,
+    /// The chain's rules, as argument lists after `-A <chain>`.
+    chain_rules: Vec<Vec<String>>,
+}
+
+impl NatListing {
+    fn parse(listing: &str, chain: &str) -> Self {
+        let words = |rule: &str| {
+            rule.split_whitespace()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        };
+        let chain_prefix = format!("-A {chain} ");
+        let mut table = NatListing {
+            jumps: Vec::new(),
+            chain_exists: false,
+            chain_rules: Vec::new(),
+        };
+        for line in listing.lines() {
+            if let Some(rule) = line.strip_prefix("-A POSTROUTING ") {
+                let rule = words(rule);
+                if rule.windows(2).any(|w| w[0] == "-j" && w[1] == chain) {
+                    table.jumps.push(rule);
+                }
+            } else if let Some(rule) = line.strip_prefix(&chain_prefix) {
+                table.chain_rules.push(words(rule));
+            } else if line.strip_prefix("-N ") == Some(chain) {
+                table.chain_exists = true;
+            }
+        }
+        table
+    }
+}
+
+/// The chain's rules: leave the subnet and multicast alone, masquerade the rest.
+fn chain_rules(subnet: Ipv4Net) -> Vec<Vec<String>> {
+    let subnet = subnet.trunc().to_string();
+    vec![
+        strings(&["-d", &subnet, "-j", "RETURN"]),
+        strings(&["-d", "224.0.0.0/4", "-j", "RETURN"]),
+        strings(&["-j", "MASQUERADE"]),
+    ]
 }
 
 /// The POSTROUTING rule (after `-A POSTROUTING`) that sends the subnet's traffic to `chain`,
@@ -117,21 +166,6 @@ fn jump_rule(network: &str, subnet: Ipv4Net, chain: &str) -> Vec<String> {
         "-j",
         chain,
     ])
-}
-
-/// POSTROUTING rules jumping to `chain`, as argument lists without `-A POSTROUTING`.
-fn existing_jumps(nat: &dyn NatTable, chain: &str) -> Result<Vec<Vec<String>>, MasqueradeError> {
-    let listing = must(nat, &strings(&["-S", "POSTROUTING"]))?;
-    Ok(listing
-        .lines()
-        .filter_map(|line| line.strip_prefix("-A POSTROUTING "))
-        .map(|rule| {
-            rule.split_whitespace()
-                .map(str::to_string)
-                .collect::<Vec<_>>()
-        })
-        .filter(|args| args.windows(2).any(|w| w[0] == "-j" && w[1] == chain))
-        .collect())
 }
 
 fn must(nat: &dyn NatTable, args: &[String]) -> Result<String, MasqueradeError> {
@@ -155,21 +189,28 @@ mod tests {
     #[derive(Debug, Default)]
     struct FakeNat {
         postrouting: Mutex<Vec<String>>,
-        chains: Mutex<std::collections::HashMap<String, Vec<String>>>,
+        chains: Mutex<std::collections::BTreeMap<String, Vec<String>>>,
+        calls: Mutex<usize>,
     }
 
     impl NatTable for FakeNat {
         fn run(&self, args: &[String]) -> Result<Result<String, String>, MasqueradeError> {
+            *self.calls.lock().expect("lock") += 1;
             let mut post = self.postrouting.lock().expect("lock");
             let mut chains = self.chains.lock().expect("lock");
+            if args == ["-S"] {
+                let mut out = String::from("-P POSTROUTING ACCEPT\n");
+                out.extend(chains.keys().map(|c| format!("-N {c}\n")));
+                out.extend(post.iter().map(|r| format!("-A POSTROUTING {r}\n")));
+                for (c, rules) in chains.iter() {
+                    out.extend(rules.iter().map(|r| format!("-A {c} {r}\n")));
+                }
+                return Ok(Ok(out));
+            }
             let rest = args[2..].join(" ");
             let done = Ok(String::new());
             let no_chain = Err("No chain/target/match by that name.".to_string());
             Ok(match (args[0].as_str(), args[1].as_str()) {
-                ("-S", "POSTROUTING") => Ok(post
-                    .iter()
-                    .map(|r| format!("-A POSTROUTING {r}\n"))
-                    .collect()),
                 ("-A", "POSTROUTING") => {
                     post.push(rest);
                     done
@@ -214,7 +255,13 @@ mod tests {
     fn masquerade_adds_one_jump_and_a_chain_that_skips_the_subnet() {
         let nat = FakeNat::default();
         apply(&nat, "nodeless", net("10.88.0.0/16"), true).expect("apply");
+        *nat.calls.lock().expect("lock") = 0;
         apply(&nat, "nodeless", net("10.88.0.0/16"), true).expect("apply again");
+        assert_eq!(
+            *nat.calls.lock().expect("lock"),
+            1,
+            "an unchanged table costs one listing"
+        );
         let chain = chain_name("nodeless");
         assert_eq!(
             *nat.postrouting.lock().expect("lock"),

@@ -10,8 +10,9 @@
 //! - claims, and orphan cleanup's look at the spares, hold `pool.lock`, so one spare goes to
 //!   one instance and no cleanup sees it half moved.
 //!
-//! A filler task tops the pool up after each claim, one spare at a time; it stops when the
-//! last `Network` clone goes.
+//! A filler task tops the pool up after each attach and orphan cleanup (not on open, so
+//! short-lived processes that only look around start nothing), one spare at a time; it stops
+//! when the last `Network` clone goes, leaving a half-made spare dead for the next cleanup.
 
 use std::collections::BTreeSet;
 use std::fs::File;
