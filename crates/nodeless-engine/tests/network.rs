@@ -359,6 +359,12 @@ async fn attach_and_detach_latency_is_reported() {
     }
     let masq = TestNetwork::new(7, true);
     let plain = TestNetwork::new(8, false);
+    let started = Instant::now();
+    masq.reopen();
+    eprintln!(
+        "opening an existing network (every nodeless process start): {:?}",
+        started.elapsed()
+    );
     // The first attach creates the bridge; leave it out of the figures.
     masq.net.attach("warm", &[]).await.expect("warm up");
     plain.net.attach("warm", &[]).await.expect("warm up");
