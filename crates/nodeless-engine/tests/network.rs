@@ -211,6 +211,18 @@ async fn masquerade_is_one_subnet_rule_that_goes_away_when_disabled() {
         rules.contains(&format!("-A {chain} -j MASQUERADE")),
         "{rules}"
     );
+    let forward = Command::new("iptables")
+        .args(["-w", "-S", "FORWARD"])
+        .output()
+        .expect("iptables -S FORWARD");
+    let forward = String::from_utf8_lossy(&forward.stdout).into_owned();
+    assert!(
+        forward.contains(
+            "-A FORWARD -i nlt9 -m comment --comment nodeless-network-nlt-net9 -j ACCEPT"
+        ),
+        "{forward}"
+    );
+    assert!(forward.contains("-A FORWARD -o nlt9 "), "{forward}");
     t.net.attach("a", &[]).await.expect("attach");
     t.net.detach("a").await.expect("detach");
     let mut cfg = t.net.config().clone();

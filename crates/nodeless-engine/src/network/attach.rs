@@ -12,7 +12,8 @@ use tracing::Instrument;
 use super::cni::{Chain, CniCommand, CniResult, Invocation, PluginExec};
 use super::config::{self, NetworkConfig, INSTANCE_IFNAME};
 use super::exec::HostPlugins;
-use super::masquerade::{self, HostNatTable};
+use super::forward;
+use super::masquerade::{self, HostIptables};
 use super::netns::{HostNamespaces, Namespaces};
 use super::pool::Pool;
 use super::portmap::{self, PortMapping};
@@ -50,7 +51,8 @@ impl Network {
             Some(subnet) => subnet,
             None => host_subnet(&cfg)?,
         };
-        masquerade::apply(&HostNatTable, &cfg.name, subnet, cfg.masquerade)?;
+        masquerade::apply(&HostIptables, &cfg.name, subnet, cfg.masquerade)?;
+        forward::apply(&HostIptables, &cfg.name, &cfg.bridge, true)?;
         let namespaces =
             HostNamespaces::prepare(&cfg.netns_dir).map_err(NetworkError::PrepareNetns)?;
         Self::with_parts(cfg, subnet, Arc::new(plugins), Arc::new(namespaces))

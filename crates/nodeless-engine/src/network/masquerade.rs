@@ -12,7 +12,7 @@ use ipnet::Ipv4Net;
 use sha2::{Digest, Sha256};
 
 #[derive(Debug, thiserror::Error)]
-pub enum MasqueradeError {
+pub enum IptablesError {
     #[error("run iptables {args}: {source} (apt-get install iptables)")]
     Spawn {
         args: String,
@@ -23,21 +23,21 @@ pub enum MasqueradeError {
     Failed { args: String, stderr: String },
 }
 
-/// Runs `iptables -w -t nat ARGS...`; returns stdout, or the failure's stderr as `Err(Ok)`.
-pub trait NatTable: Send + Sync + fmt::Debug {
-    fn run(&self, args: &[String]) -> Result<Result<String, String>, MasqueradeError>;
+/// Runs `iptables -w -t TABLE ARGS...`; returns stdout, or the failure's stderr as `Ok(Err)`.
+pub trait Iptables: Send + Sync + fmt::Debug {
+    fn run(&self, table: &str, args: &[String]) -> Result<Result<String, String>, IptablesError>;
 }
 
 #[derive(Debug, Clone, Copy)]
-pub struct HostNatTable;
+pub struct HostIptables;
 
-impl NatTable for HostNatTable {
-    fn run(&self, args: &[String]) -> Result<Result<String, String>, MasqueradeError> {
+impl Iptables for HostIptables {
+    fn run(&self, table: &str, args: &[String]) -> Result<Result<String, String>, IptablesError> {
         let out = Command::new("iptables")
-            .args(["-w", "-t", "nat"])
+            .args(["-w", "-t", table])
             .args(args)
             .output()
-            .map_err(|source| MasqueradeError::Spawn {
+            .map_err(|source| IptablesError::Spawn {
                 args: args.join(" "),
                 source,
             })?;
@@ -63,11 +63,11 @@ pub fn chain_name(network: &str) -> String {
 /// a changed subnet replaces the old rules. When the table is already as wanted (every start
 /// but the first) it costs one `iptables -S`.
 pub fn apply(
-    nat: &dyn NatTable,
+    nat: &dyn Iptables,
     network: &str,
     subnet: Ipv4Net,
     enabled: bool,
-) -> Result<(), MasqueradeError> {
+) -> Result<(), IptablesError> {
     let chain = chain_name(network);
     let table = NatListing::parse(&must(nat, &strings(&["-S"]))?, &chain);
     let wanted = jump_rule(network, subnet, &chain);
@@ -168,14 +168,24 @@ fn jump_rule(network: &str, subnet: Ipv4Net, chain: &str) -> Vec<String> {
     ])
 }
 
-fn must(nat: &dyn NatTable, args: &[String]) -> Result<String, MasqueradeError> {
-    nat.run(args)?.map_err(|stderr| MasqueradeError::Failed {
-        args: args.join(" "),
-        stderr,
-    })
+fn must(nat: &dyn Iptables, args: &[String]) -> Result<String, IptablesError> {
+    must_in(nat, "nat", args)
 }
 
-fn strings(args: &[&str]) -> Vec<String> {
+/// Runs a command that must succeed.
+pub(super) fn must_in(
+    ipt: &dyn Iptables,
+    table: &str,
+    args: &[String],
+) -> Result<String, IptablesError> {
+    ipt.run(table, args)?
+        .map_err(|stderr| IptablesError::Failed {
+            args: format!("-t {table} {}", args.join(" ")),
+            stderr,
+        })
+}
+
+pub(super) fn strings(args: &[&str]) -> Vec<String> {
     args.iter().map(|s| s.to_string()).collect()
 }
 
@@ -193,8 +203,13 @@ mod tests {
         calls: Mutex<usize>,
     }
 
-    impl NatTable for FakeNat {
-        fn run(&self, args: &[String]) -> Result<Result<String, String>, MasqueradeError> {
+    impl Iptables for FakeNat {
+        fn run(
+            &self,
+            table: &str,
+            args: &[String],
+        ) -> Result<Result<String, String>, IptablesError> {
+            assert_eq!(table, "nat");
             *self.calls.lock().expect("lock") += 1;
             let mut post = self.postrouting.lock().expect("lock");
             let mut chains = self.chains.lock().expect("lock");

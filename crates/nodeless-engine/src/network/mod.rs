@@ -8,8 +8,10 @@
 //!    gateway;
 //! 3. `portmap` maps host ports to the instance (only for instances that publish ports).
 //!
-//! Egress masquerading (optional) is one nat rule for the whole subnet, set when the network
-//! opens (`masquerade.rs`), so attach and detach run no iptables unless ports are published.
+//! Egress masquerading (optional) is one nat rule for the whole subnet, and forwarding is
+//! accepted for the bridge (hosts with Docker drop it by default), both set when the network
+//! opens (`masquerade.rs`, `forward.rs`), so attach and detach run no iptables unless ports
+//! are published.
 //!
 //! Namespaces are named files, `/run/netns/nodeless-<id>`, so a restarted engine finds them.
 //! Detach runs DEL with the cached ADD result and an empty `CNI_NETNS` (the plugins then only
@@ -34,6 +36,7 @@ mod attach;
 pub mod cni;
 pub mod config;
 pub mod exec;
+pub mod forward;
 pub mod masquerade;
 pub mod netns;
 mod orphans;
@@ -53,7 +56,7 @@ pub use attach::Network;
 pub use cni::{CniCommand, CniError, Invocation, PluginExec};
 pub use config::NetworkConfig;
 pub use exec::HostPlugins;
-pub use masquerade::MasqueradeError;
+pub use masquerade::IptablesError;
 pub use netns::{run_in_netns, HostNamespaces, Namespaces, NetnsError};
 pub use portmap::{PortMapping, Protocol};
 pub use record::RecordError;
@@ -76,8 +79,8 @@ pub enum NetworkError {
     MissingPlugin(CniError),
     #[error(transparent)]
     PrepareNetns(NetnsError),
-    #[error("egress masquerade: {0}")]
-    Masquerade(#[from] MasqueradeError),
+    #[error("host firewall: {0}")]
+    Iptables(#[from] IptablesError),
     #[error("read host routes: {0}")]
     HostRoutes(#[source] std::io::Error),
     #[error("write {path}: {source}")]

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use nodeless_engine::network::{masquerade, Network, NetworkConfig};
+use nodeless_engine::network::{forward, masquerade, Network, NetworkConfig};
 
 pub struct TestNetwork {
     pub net: Network,
@@ -99,7 +99,8 @@ impl Drop for TestNetwork {
             .args(["link", "del", &self.bridge])
             .status();
         let subnet = self.net.subnet();
-        let _ = masquerade::apply(&masquerade::HostNatTable, &cfg.name, subnet, false);
+        let _ = masquerade::apply(&masquerade::HostIptables, &cfg.name, subnet, false);
+        let _ = forward::apply(&masquerade::HostIptables, &cfg.name, &self.bridge, false);
     }
 }
 
