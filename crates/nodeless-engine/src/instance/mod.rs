@@ -21,7 +21,7 @@ pub mod engine;
 pub mod lifecycle;
 mod ops;
 mod probes;
-mod reaper;
+pub mod reaper;
 pub mod restart;
 pub mod spec;
 pub mod state;

@@ -15,7 +15,7 @@ use rustix::process::{Pid, WaitOptions};
 /// Exit code and, when a signal ended it, the signal (code is then 128 + signal).
 pub type ExitStatus = (i32, Option<i32>);
 
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Reaper {
     shared: Arc<(Mutex<HashMap<i32, ExitStatus>>, Condvar)>,
 }
@@ -24,9 +24,17 @@ pub struct Reaper {
 const MAX_UNCLAIMED: usize = 1024;
 
 impl Reaper {
-    /// Starts the reaping thread; it lives as long as the shim.
+    /// The process's reaper, started on first use; it lives as long as the process. There is
+    /// only one: two would steal each other's children.
     pub fn start() -> Self {
-        let reaper = Reaper::default();
+        static GLOBAL: std::sync::OnceLock<Reaper> = std::sync::OnceLock::new();
+        GLOBAL.get_or_init(Self::spawn).clone()
+    }
+
+    fn spawn() -> Self {
+        let reaper = Reaper {
+            shared: Arc::default(),
+        };
         let shared = reaper.shared.clone();
         std::thread::spawn(move || loop {
             match rustix::process::wait(WaitOptions::empty()) {
@@ -57,6 +65,9 @@ impl Reaper {
     pub fn wait(&self, pid: i32) -> ExitStatus {
         let (map, cv) = &*self.shared;
         let mut guard = map.lock().unwrap_or_else(|p| p.into_inner());
+        // Once the pid is gone, the reaper may hold its status while it waits for our lock:
+        // give it a moment before deciding the process was not ours.
+        let mut gone_rounds = 0;
         loop {
             if let Some(st) = guard.remove(&pid) {
                 return st;
@@ -64,11 +75,18 @@ impl Reaper {
             let gone =
                 Pid::from_raw(pid).is_none_or(|p| rustix::process::test_kill_process(p).is_err());
             if gone {
-                // Reaped between our look and the check? Then the status is in the map now.
-                return guard.remove(&pid).unwrap_or((255, None));
+                gone_rounds += 1;
+                if gone_rounds > 10 {
+                    return (255, None);
+                }
             }
+            let pause = if gone {
+                Duration::from_millis(20)
+            } else {
+                Duration::from_millis(200)
+            };
             guard = cv
-                .wait_timeout(guard, Duration::from_millis(200))
+                .wait_timeout(guard, pause)
                 .unwrap_or_else(|p| p.into_inner())
                 .0;
         }

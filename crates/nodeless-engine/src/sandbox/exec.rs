@@ -1,17 +1,14 @@
 //! Processes started inside a running container (`runc exec`), with stdin and optional TTY.
 //!
 //! Without a TTY the runtime hands our pipes to the process as its stdio. With a TTY the
-//! runtime creates a pseudo-terminal inside the container and sends us its master end over a
-//! console socket (SCM_RIGHTS); we then copy between the caller and the master.
+//! runtime creates a terminal inside the container and relays it to a terminal of ours.
 
-use std::io::IoSliceMut;
-use std::mem::MaybeUninit;
 use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use oci_spec::runtime::Spec;
-use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::runtime::RuntimeBinary;
@@ -26,7 +23,7 @@ pub enum ExecError {
         #[source]
         source: std::io::Error,
     },
-    #[error("console socket: {0}")]
+    #[error("terminal: {0}")]
     Console(String),
     #[error("{0}")]
     Io(#[from] std::io::Error),
@@ -78,11 +75,8 @@ pub async fn exec(
     let mut cmd = bin.command();
     cmd.arg("exec").arg("--process").arg(&process_path);
     if io.tty {
-        // sun_path is 108 bytes: keep the socket in the short temp directory.
-        let sock = std::env::temp_dir().join(format!("nodeless-console-{nonce:016x}.sock"));
-        let _sock_cleanup = RemoveOnDrop(vec![sock.clone()]);
-        cmd.arg("--tty").arg("--console-socket").arg(&sock).arg(id);
-        return exec_tty(bin, cmd, &sock, io).await;
+        cmd.arg("--tty").arg(id);
+        return exec_tty(bin, cmd, io).await;
     }
     cmd.arg(id);
     exec_pipes(bin, cmd, io).await
@@ -161,49 +155,60 @@ async fn exec_pipes(
     Ok(status.code().unwrap_or(255))
 }
 
+/// With a TTY, runc itself allocates the terminal inside the container and relays it to its
+/// own stdio when that is a terminal too. So we give runc the slave end of a pseudo-terminal
+/// of ours and talk to the master: runc copies the window size from its stdin on SIGWINCH,
+/// and its exit code is the process's. No console socket, no subreaper needed.
 async fn exec_tty(
     bin: &RuntimeBinary,
     cmd: std::process::Command,
-    sock: &Path,
     io: ExecStreams,
 ) -> Result<i32, ExecError> {
-    let listener = tokio::net::UnixListener::bind(sock)
-        .map_err(|e| ExecError::Console(format!("bind {}: {e}", sock.display())))?;
+    use rustix::pty::OpenptFlags;
+    let master =
+        rustix::pty::openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC)
+            .map_err(console)?;
+    rustix::pty::grantpt(&master).map_err(console)?;
+    rustix::pty::unlockpt(&master).map_err(console)?;
+    let name = rustix::pty::ptsname(&master, Vec::new()).map_err(console)?;
+    let slave = {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(rustix::fs::OFlags::NOCTTY.bits() as i32)
+            .open(std::ffi::OsStr::from_bytes(name.as_bytes()))?
+    };
+    let mut resize = io.resize;
+    // The first size must be there before runc starts: it sizes the container's terminal from it.
+    if let Some(rx) = resize.as_mut() {
+        if let Ok((cols, rows)) = rx.try_recv() {
+            set_size(&master, cols, rows);
+        }
+    }
     let mut cmd = tokio::process::Command::from(cmd);
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+    cmd.stdin(Stdio::from(slave.try_clone()?))
+        .stdout(Stdio::from(slave.try_clone()?))
+        .stderr(Stdio::from(slave));
     let mut child = cmd.spawn().map_err(|source| ExecError::Spawn {
         binary: bin.binary_name(),
         source,
     })?;
-    let accepted = tokio::select! {
-        a = listener.accept() => a.map_err(|e| ExecError::Console(e.to_string()))?.0,
-        status = child.wait() => {
-            let mut msg = String::new();
-            if let Some(mut e) = child.stderr.take() { let _ = e.read_to_string(&mut msg).await; }
-            return Err(ExecError::Console(format!("runtime exited ({}) before sending the terminal: {}", status?, msg.trim())));
-        }
-    };
-    let std_stream = accepted.into_std()?;
-    std_stream.set_nonblocking(false)?;
-    let master = tokio::task::spawn_blocking(move || receive_fd(&std_stream))
-        .await
-        .map_err(|e| ExecError::Console(e.to_string()))??;
-    let reader = tokio::fs::File::from_std(std::fs::File::from(master.try_clone()?));
+    drop(cmd); // our copies of the slave: the master reads EIO once runc closes its copies
+    let runc_pid = child
+        .id()
+        .and_then(|p| rustix::process::Pid::from_raw(p as i32));
+    let mut reader = tokio::fs::File::from_std(std::fs::File::from(master.try_clone()?));
     let writer = tokio::fs::File::from_std(std::fs::File::from(master.try_clone()?));
-    let resize_task = io.resize.map(|mut rx| {
+    let resize_task = resize.map(|mut rx| {
         let master = master.try_clone();
         tokio::spawn(async move {
             let Ok(master) = master else { return };
             while let Some((cols, rows)) = rx.recv().await {
-                let ws = rustix::termios::Winsize {
-                    ws_row: rows,
-                    ws_col: cols,
-                    ws_xpixel: 0,
-                    ws_ypixel: 0,
-                };
-                let _ = rustix::termios::tcsetwinsize(&master, ws);
+                set_size(&master, cols, rows);
+                if let Some(pid) = runc_pid {
+                    let _ = rustix::process::kill_process(pid, rustix::process::Signal::WINCH);
+                }
             }
         })
     });
@@ -214,8 +219,6 @@ async fn exec_tty(
         })
     });
     let mut stdout = io.stdout;
-    let mut reader = reader;
-    // Reading the master fails with EIO once the process and its children closed the terminal.
     let _ = tokio::io::copy(&mut reader, &mut stdout).await;
     let _ = stdout.flush().await;
     let status = child.wait().await?;
@@ -225,22 +228,18 @@ async fn exec_tty(
     Ok(status.code().unwrap_or(255))
 }
 
-/// Receives one file descriptor sent with SCM_RIGHTS.
-fn receive_fd(stream: &std::os::unix::net::UnixStream) -> Result<OwnedFd, ExecError> {
-    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
-    let mut cmsg = RecvAncillaryBuffer::new(&mut space);
-    let mut data = [0u8; 4096];
-    let mut iov = [IoSliceMut::new(&mut data)];
-    rustix::net::recvmsg(stream, &mut iov, &mut cmsg, RecvFlags::CMSG_CLOEXEC)
-        .map_err(|e| ExecError::Console(e.to_string()))?;
-    for msg in cmsg.drain() {
-        if let RecvAncillaryMessage::ScmRights(mut fds) = msg {
-            if let Some(fd) = fds.next() {
-                return Ok(fd);
-            }
-        }
-    }
-    Err(ExecError::Console("the runtime sent no terminal".into()))
+fn console(e: rustix::io::Errno) -> ExecError {
+    ExecError::Console(e.to_string())
+}
+
+fn set_size(master: &OwnedFd, cols: u16, rows: u16) {
+    let ws = rustix::termios::Winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    let _ = rustix::termios::tcsetwinsize(master, ws);
 }
 
 #[cfg(test)]
@@ -268,24 +267,5 @@ mod tests {
         assert_eq!(p.terminal(), Some(true));
         assert_eq!(p.user().uid(), 5);
         assert_eq!(p.env().as_deref(), Some(&["A=1".to_string()][..]));
-    }
-
-    #[test]
-    fn a_file_descriptor_passed_over_a_socket_is_received() {
-        let (a, b) = std::os::unix::net::UnixStream::pair().expect("pair");
-        let file = tempfile::tempfile().expect("file");
-        let fds = [std::os::fd::AsFd::as_fd(&file)];
-        let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
-        let mut cmsg = rustix::net::SendAncillaryBuffer::new(&mut space);
-        assert!(cmsg.push(rustix::net::SendAncillaryMessage::ScmRights(&fds)));
-        rustix::net::sendmsg(
-            &a,
-            &[std::io::IoSlice::new(b"x")],
-            &mut cmsg,
-            rustix::net::SendFlags::empty(),
-        )
-        .expect("send");
-        let fd = receive_fd(&b).expect("receives");
-        assert!(std::fs::File::from(fd).metadata().is_ok());
     }
 }
