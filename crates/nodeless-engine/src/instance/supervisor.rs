@@ -100,8 +100,10 @@ struct Supervisor {
 }
 
 impl Supervisor {
+    /// Stop was asked for, or the instance's directory is gone (removed by an engine that
+    /// no longer knew us): either way nothing may start again.
     fn stop_requested(&self) -> bool {
-        self.cfg.stop_path.exists()
+        self.cfg.stop_path.exists() || self.cfg.stop_path.parent().is_some_and(|dir| !dir.exists())
     }
 
     fn run(&self) {
