@@ -41,6 +41,13 @@ pub struct NetworkConfig {
     /// Namespaces kept attached ahead of demand: attach then takes one in about a millisecond
     /// instead of running the plugins (~10-30 ms). Each holds an address and a veth.
     pub warm_pool: usize,
+    /// Orphan cleanup also reclaims namespaces under `netns_prefix` and leases in the lease
+    /// dir that no record of this state dir accounts for (left when a state dir was lost).
+    /// Only for the one engine that owns this network name, bridge and prefix on the host:
+    /// engines over other state dirs sharing them (the default config, tests with temporary
+    /// roots) would have their instances' networks taken away. Records alone find every
+    /// orphan an engine crash or restart leaves, as they are written before anything else.
+    pub reclaim_unrecorded: bool,
 }
 
 impl NetworkConfig {
@@ -60,6 +67,7 @@ impl NetworkConfig {
             ipam_data_dir: "/var/lib/cni/networks".into(),
             plugin_timeout: Duration::from_secs(60),
             warm_pool: 2,
+            reclaim_unrecorded: false,
         }
     }
 

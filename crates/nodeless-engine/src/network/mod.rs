@@ -18,8 +18,9 @@
 //! release the lease and port mappings), and unmounts the namespace: the kernel destroys it and
 //! its veth pair in the background once the instance's processes are gone, rather than the
 //! bridge plugin waiting ~30 ms for the veth deletion. Both steps are idempotent.
-//! `cleanup_orphans` detaches every instance the engine no longer knows of, found through its
-//! records, its namespaces and its host-local leases.
+//! `cleanup_orphans` detaches every instance the engine no longer knows of, found through
+//! the network's records (written before anything is created on the host); with
+//! `reclaim_unrecorded`, also through its namespaces and host-local leases.
 //!
 //! Contract for the instance engine (adapters.rs):
 //! ```ignore

@@ -53,8 +53,9 @@ impl Network {
         first_error.map_or(Ok(cleaned), Err)
     }
 
-    /// Every id with a record, a namespace under our prefix, or a lease in our network that
-    /// no record accounts for (an instance that took a spare holds the spare's lease).
+    /// Every id with a record; with `reclaim_unrecorded`, also every id with a namespace under
+    /// our prefix or a lease in our network that no record accounts for (an instance that took
+    /// a spare holds the spare's lease).
     fn known_ids(&self) -> Result<BTreeSet<String>, NetworkError> {
         let cfg = self.config();
         let records = &self.inner.records;
@@ -64,6 +65,9 @@ impl Network {
             if let Ok(Some(rec)) = records.load(id) {
                 leased_by_record.insert(rec.cni_id().to_string());
             }
+        }
+        if !cfg.reclaim_unrecorded {
+            return Ok(ids);
         }
         let list_error = |path: &std::path::Path| {
             let path = path.to_path_buf();

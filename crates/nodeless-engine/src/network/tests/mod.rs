@@ -22,12 +22,22 @@ impl Fixture {
         Self::with_pool(0)
     }
 
+    /// Orphan cleanup reclaims namespaces and leases without records too.
+    pub(super) fn reclaiming() -> Self {
+        Self::build(0, true)
+    }
+
     pub(super) fn with_pool(warm_pool: usize) -> Self {
+        Self::build(warm_pool, false)
+    }
+
+    fn build(warm_pool: usize, reclaim_unrecorded: bool) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut cfg = NetworkConfig::new(dir.path().join("state"));
         cfg.netns_dir = dir.path().join("netns");
         cfg.ipam_data_dir = dir.path().join("ipam");
         cfg.warm_pool = warm_pool;
+        cfg.reclaim_unrecorded = reclaim_unrecorded;
         std::fs::create_dir_all(&cfg.netns_dir).expect("netns dir");
         let plugins = Arc::new(FakePlugins::default());
         let subnet = "10.88.0.0/16".parse().expect("subnet");
@@ -272,7 +282,7 @@ async fn two_instances_get_distinct_addresses() {
 
 #[tokio::test]
 async fn cleanup_orphans_detaches_records_namespaces_and_leases_that_are_not_live() {
-    let f = Fixture::new();
+    let f = Fixture::reclaiming();
     f.net.attach("keep", &[]).await.expect("attach keep");
     f.net.attach("gone", &[]).await.expect("attach gone");
     // A namespace without a record (crash between netns creation and the record)...
@@ -393,4 +403,22 @@ async fn a_chain_without_plugins_or_with_a_path_as_type_is_refused() {
     };
     assert!(sneaky.add(&plugins, &inv, &json!({})).await.is_err());
     assert!(plugins.calls().is_empty());
+}
+
+#[tokio::test]
+async fn by_default_cleanup_leaves_namespaces_and_leases_of_other_state_dirs_alone() {
+    let f = Fixture::new();
+    f.net.attach("gone", &[]).await.expect("attach gone");
+    // Another engine's instance on the same bridge, prefix and lease dir.
+    std::fs::write(f.net.netns_path("theirs"), b"").expect("their netns");
+    let leases = f.net.config().lease_dir();
+    std::fs::write(leases.join("10.88.9.9"), "theirs\r\neth0").expect("their lease");
+    let cleaned = f
+        .net
+        .cleanup_orphans(&HashSet::new())
+        .await
+        .expect("cleanup");
+    assert_eq!(cleaned, vec!["gone".to_string()]);
+    assert_eq!(f.leases(), vec!["theirs"]);
+    assert!(f.net.netns_path("theirs").exists());
 }

@@ -120,8 +120,15 @@ async fn a_restarted_network_adopts_complete_spares_and_cleans_the_rest() {
     let f = Fixture::with_pool(1);
     f.net.warm_up().await.expect("warm up");
     let spare = f.leases()[0].clone();
-    // A spare the crash left half made.
-    std::fs::write(f.net.netns_path("spare-half"), b"").expect("half spare");
+    // A spare the crash left half made: its record and namespace, no result, no maker.
+    let half = f.net.netns_path("spare-half");
+    std::fs::write(&half, b"").expect("half spare netns");
+    let record = serde_json::json!({
+        "id": "spare-half", "netns": half, "port_mappings": [], "result": null,
+        "chain": {"name": "nodeless", "cniVersion": "1.0.0", "plugins": []},
+    });
+    let records = f.dir.path().join("state/instances");
+    std::fs::write(records.join("spare-half.json"), record.to_string()).expect("half spare record");
     let restarted = f.reopen();
     assert_eq!(restarted.warm_spares(), 1);
     let cleaned = restarted
@@ -129,6 +136,7 @@ async fn a_restarted_network_adopts_complete_spares_and_cleans_the_rest() {
         .await
         .expect("cleanup");
     assert_eq!(cleaned, vec!["spare-half".to_string()]);
+    assert!(!half.exists());
     f.plugins.clear_calls();
     restarted.attach("web", &[]).await.expect("attach");
     assert!(!f.calls().contains(&call("bridge", CniCommand::Add)));
