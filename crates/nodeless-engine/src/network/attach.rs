@@ -201,6 +201,11 @@ impl Network {
     pub(super) async fn detach_any(&self, id: &str) -> Result<(), NetworkError> {
         let _guard = self.inner.locks.lock(id).await;
         let rec = self.inner.records.load(id)?;
+        // Records come first and go last: without one, nothing of this state dir's is left,
+        // and a namespace or lease by that name would be another engine's.
+        if rec.is_none() && !self.inner.cfg.reclaim_unrecorded {
+            return Ok(());
+        }
         self.teardown(id, rec)
             .instrument(tracing::info_span!("network.detach", instance.id = id))
             .await

@@ -422,3 +422,12 @@ async fn by_default_cleanup_leaves_namespaces_and_leases_of_other_state_dirs_alo
     assert_eq!(f.leases(), vec!["theirs"]);
     assert!(f.net.netns_path("theirs").exists());
 }
+
+#[tokio::test]
+async fn detaching_an_instance_without_a_record_touches_nothing_another_engine_may_own() {
+    let f = Fixture::new();
+    std::fs::write(f.net.netns_path("theirs"), b"").expect("their netns");
+    f.net.detach("theirs").await.expect("detach");
+    assert!(f.plugins.calls().is_empty());
+    assert!(f.net.netns_path("theirs").exists());
+}
