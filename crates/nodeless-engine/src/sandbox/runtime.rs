@@ -143,16 +143,21 @@ impl RuntimeBinary {
         cmd
     }
 
-    /// For runsc, the network mode: gVisor's netstack takes over the interfaces of the netns
-    /// we give it (`sandbox`), or there is no network at all (`none`).
+    /// For runsc, the network mode. With the instance's namespace the sandbox starts inside
+    /// it and uses its interfaces through the host kernel (`host`); without, there is none.
+    ///
+    /// Why not gVisor's own netstack (`sandbox`): Debian's runsc (2022) decides it is in the
+    /// root namespace when /proc/sys/net/core/rmem_default exists, which current kernels show
+    /// in every namespace, and then refuses to start. The sandbox still sits in the instance's
+    /// own namespace; only socket calls reach the host kernel.
     pub fn with_network(mut self, netns: bool) -> Self {
         if self.kind == RuntimeKind::Runsc {
-            self.network_flags = vec![if netns {
-                "--network=sandbox"
+            let mode = if netns {
+                "--network=host"
             } else {
                 "--network=none"
-            }
-            .to_string()];
+            };
+            self.network_flags = vec![mode.to_string()];
         }
         self
     }
@@ -409,7 +414,7 @@ mod tests {
             [
                 "--root",
                 "/run/x",
-                "--network=sandbox",
+                "--network=host",
                 "create",
                 "--bundle",
                 "/b",
