@@ -202,6 +202,14 @@ impl LocalEngine {
             }
         }
         tracing::debug!(instance = %spec.id, elapsed = ?t0.elapsed(), "network, volumes and root filesystems ready");
+        self.inner
+            .cgroups
+            .set_limits(
+                &cgroups::instance_cgroup(&spec.id),
+                Some(spec.cpu_millis),
+                Some(spec.memory_bytes),
+            )
+            .map_err(io_err("cannot set the instance's cgroup limits"))?;
         let pid = self.start_shim(dir, &shim).await?;
         tracing::debug!(instance = %spec.id, elapsed = ?t0.elapsed(), "supervisor started");
         rec.shim_pid = Some(pid);

@@ -259,6 +259,14 @@ impl EngineParts {
     }
 }
 
+/// What the probes of one container last concluded, for its current run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct ProbeResult {
+    pub(crate) run: Option<u32>,
+    pub(crate) ready: bool,
+    pub(crate) started: bool,
+}
+
 /// The real engine for this host.
 #[derive(Clone)]
 pub struct LocalEngine {
@@ -274,7 +282,7 @@ pub(crate) struct Inner {
     pub(crate) cgroups: Cgroups,
     pub(crate) events: broadcast::Sender<InstanceEvent>,
     /// Probe results per (instance, container): (ready, started).
-    pub(crate) probe_state: Mutex<HashMap<(String, String), (bool, bool)>>,
+    pub(crate) probe_state: Mutex<HashMap<(String, String), ProbeResult>>,
     pub(crate) tasks: Mutex<HashMap<String, Vec<tokio::task::JoinHandle<()>>>>,
 }
 
@@ -351,7 +359,7 @@ impl LocalEngine {
                 read_status(&dir.status(&c.name)).unwrap_or_else(|| ContainerStatus::new(&c.name));
             let running = status.state.is_running();
             let (ready, started) = match probes.get(&(rec.spec.id.clone(), c.name.clone())) {
-                Some(p) => *p,
+                Some(p) => (p.ready, p.started),
                 None => (running && !has_probes, running),
             };
             let (image, digest) = rec

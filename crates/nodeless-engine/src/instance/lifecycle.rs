@@ -12,6 +12,7 @@ use super::restart::RestartPolicy;
 
 /// How a container run ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Termination {
     pub exit_code: i32,
     pub signal: Option<i32>,
@@ -23,7 +24,11 @@ pub struct Termination {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "state", rename_all = "camelCase")]
+#[serde(
+    tag = "state",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
 pub enum ContainerState {
     Waiting {
         reason: String,

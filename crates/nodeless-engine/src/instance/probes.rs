@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::engine::{InstanceEvent, LocalEngine};
+use super::engine::{InstanceEvent, LocalEngine, ProbeResult};
 use super::lifecycle::ContainerState;
 use super::spec::{ContainerSpec, Probe, ProbeAction};
 use super::state::{self, InstanceRecord};
@@ -37,7 +37,6 @@ impl LocalEngine {
             if !has_any {
                 continue;
             }
-            self.set_probe_state(&rec.spec.id, &c.name, false, c.startup_probe.is_none());
             for (kind, probe) in probes {
                 if let Some(probe) = probe.clone() {
                     let me = self.clone();
@@ -57,19 +56,39 @@ impl LocalEngine {
             .lock()
             .unwrap_or_else(|p| p.into_inner());
         map.get(&(id.to_string(), name.to_string()))
-            .copied()
+            .map(|p| (p.ready, p.started))
             .unwrap_or((false, false))
     }
 
-    fn set_probe_state(&self, id: &str, name: &str, ready: bool, started: bool) {
+    /// Updates a container's probe result; `run` resets it once per container run (every probe
+    /// task of the container notices the new run, only the first resets).
+    fn update_probe_state(
+        &self,
+        id: &str,
+        c: &ContainerSpec,
+        run: u32,
+        change: impl FnOnce(&mut ProbeResult),
+    ) {
         let changed = {
             let mut map = self
                 .inner
                 .probe_state
                 .lock()
                 .unwrap_or_else(|p| p.into_inner());
-            map.insert((id.to_string(), name.to_string()), (ready, started))
-                != Some((ready, started))
+            let entry = map.entry((id.to_string(), c.name.clone())).or_default();
+            let before = *entry;
+            if entry.run != Some(run) {
+                // A new run: not started until the startup probe passes, not ready until the
+                // readiness probe does (each counts as passed when absent).
+                let started = c.startup_probe.is_none();
+                *entry = ProbeResult {
+                    run: Some(run),
+                    started,
+                    ready: started && c.readiness_probe.is_none(),
+                };
+            }
+            change(entry);
+            *entry != before
         };
         if changed {
             if let Ok(rec) = self.record(id) {
@@ -96,16 +115,10 @@ impl LocalEngine {
                 }
             };
             if run != Some(st.restart_count) {
-                // A new run starts unready, and waits out the initial delay from its start.
+                // A new run starts over, and waits out the initial delay from its start.
                 run = Some(st.restart_count);
                 (successes, failures) = (0, 0);
-                let (_, started) = self.probe_state(&id, &c.name);
-                let started = if kind == Kind::Startup {
-                    false
-                } else {
-                    started && c.startup_probe.is_none() || c.startup_probe.is_none()
-                };
-                self.set_probe_state(&id, &c.name, false, started);
+                self.update_probe_state(&id, &c, st.restart_count, |_| {});
                 let since = (chrono::Utc::now() - started_at)
                     .to_std()
                     .unwrap_or_default();
@@ -134,12 +147,18 @@ impl LocalEngine {
             match kind {
                 Kind::Readiness => {
                     if ok && successes >= probe.success_threshold.max(1) && !ready {
-                        self.set_probe_state(&id, &c.name, true, started);
+                        self.update_probe_state(&id, &c, st.restart_count, |p| p.ready = true);
                     } else if !ok && failures >= probe.failure_threshold.max(1) && ready {
-                        self.set_probe_state(&id, &c.name, false, started);
+                        self.update_probe_state(&id, &c, st.restart_count, |p| p.ready = false);
                     }
                 }
-                Kind::Startup if ok => self.set_probe_state(&id, &c.name, ready, true),
+                Kind::Startup if ok => {
+                    let no_readiness = c.readiness_probe.is_none();
+                    self.update_probe_state(&id, &c, st.restart_count, |p| {
+                        p.started = true;
+                        p.ready |= no_readiness;
+                    })
+                }
                 Kind::Liveness if ok => {}
                 Kind::Startup | Kind::Liveness => {
                     if failures >= probe.failure_threshold.max(1) {

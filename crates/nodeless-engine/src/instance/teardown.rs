@@ -3,7 +3,9 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use chrono::Utc;
 
@@ -207,6 +209,11 @@ impl LocalEngine {
             for c in rec.spec.all_containers() {
                 live_containers.insert(state::runtime_id(&id, &c.name));
             }
+            if rec.phase == InstancePhase::Stopping {
+                // The previous engine died in the middle of a stop: finish it, without grace.
+                self.stop_instance(&id, Duration::ZERO).await?;
+                continue;
+            }
             if self.supervisor_alive(&rec) {
                 self.start_probes(&rec);
                 report.adopted.push(id);
@@ -271,5 +278,227 @@ impl LocalEngine {
             any = true;
         }
         any
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::path::{Path, PathBuf};
+    use std::sync::{Arc, Mutex};
+
+    use async_trait::async_trait;
+
+    use super::*;
+    use crate::instance::deps::{LocalImages, NoNetwork};
+    use crate::instance::engine::{EngineParts, RuntimeLocator};
+    use crate::instance::lifecycle::ContainerStatus;
+    use crate::instance::spec::{EngineConfig, InstanceSpec};
+    use crate::instance::supervisor::write_status;
+    use crate::sandbox::rootfs::{Mounter, RootfsError};
+    use crate::sandbox::runtime::{RuntimeBinary, RuntimeError, RuntimeKind, RuntimeState};
+
+    /// A runtime whose container obeys SIGTERM or not; it "exits" by writing the status file
+    /// the way the shim would.
+    struct FakeRuntime {
+        bin: RuntimeBinary,
+        status: PathBuf,
+        obeys_term: bool,
+        signals: Mutex<Vec<String>>,
+    }
+
+    #[async_trait]
+    impl Runtime for FakeRuntime {
+        fn kind(&self) -> RuntimeKind {
+            RuntimeKind::Runc
+        }
+        fn binary(&self) -> &RuntimeBinary {
+            &self.bin
+        }
+        async fn state(&self, _: &str) -> Result<Option<RuntimeState>, RuntimeError> {
+            Ok(None)
+        }
+        async fn list(&self) -> Result<Vec<RuntimeState>, RuntimeError> {
+            Ok(Vec::new())
+        }
+        async fn kill(&self, _: &str, signal: &str, _: bool) -> Result<(), RuntimeError> {
+            self.signals.lock().expect("lock").push(signal.to_string());
+            let exits = signal == "KILL" || (signal != "KILL" && self.obeys_term);
+            if exits {
+                let code = if signal == "KILL" { 137 } else { 143 };
+                let term = Termination {
+                    exit_code: code,
+                    signal: None,
+                    reason: "Error".into(),
+                    message: None,
+                    started_at: None,
+                    finished_at: Utc::now(),
+                };
+                let st = ContainerStatus {
+                    state: ContainerState::Terminated(term),
+                    ..ContainerStatus::new("web")
+                };
+                write_status(&self.status, &st);
+            }
+            Ok(())
+        }
+        async fn delete(&self, _: &str, _: bool) -> Result<(), RuntimeError> {
+            Ok(())
+        }
+    }
+
+    struct Locator(Arc<FakeRuntime>);
+
+    impl RuntimeLocator for Locator {
+        fn runtime(&self, _: RuntimeKind) -> Result<Arc<dyn Runtime>, RuntimeError> {
+            Ok(self.0.clone())
+        }
+    }
+
+    struct NoMounts;
+
+    impl Mounter for NoMounts {
+        fn mount_overlay(
+            &self,
+            _: &[PathBuf],
+            _: &Path,
+            _: &Path,
+            _: &Path,
+        ) -> Result<(), RootfsError> {
+            Ok(())
+        }
+        fn mount_tmpfs(&self, _: &Path, _: Option<u64>) -> Result<(), RootfsError> {
+            Ok(())
+        }
+        fn unmount(&self, _: &Path) -> Result<(), RootfsError> {
+            Ok(())
+        }
+        fn mounts_under(&self, _: &Path) -> Vec<PathBuf> {
+            Vec::new()
+        }
+    }
+
+    /// An engine with one running instance "i1" (container "web") on the fake runtime.
+    fn running_instance(
+        root: &Path,
+        obeys_term: bool,
+        stop_signal: Option<&str>,
+    ) -> (LocalEngine, Arc<FakeRuntime>) {
+        let spec = InstanceSpec::single("i1", "web", "busybox");
+        let dir = crate::instance::state::InstanceDir::new(root, "i1");
+        std::fs::create_dir_all(dir.container("web")).expect("mkdir");
+        let rt = Arc::new(FakeRuntime {
+            bin: RuntimeBinary {
+                kind: RuntimeKind::Runc,
+                path: "/bin/false".into(),
+                state_root: root.join("run"),
+                network_flags: vec![],
+            },
+            status: dir.status("web"),
+            obeys_term,
+            signals: Mutex::new(Vec::new()),
+        });
+        let running = ContainerStatus {
+            state: ContainerState::Running {
+                pid: 42,
+                started_at: Utc::now(),
+            },
+            ..ContainerStatus::new("web")
+        };
+        write_status(&dir.status("web"), &running);
+        let mut stop_signals = BTreeMap::new();
+        if let Some(sig) = stop_signal {
+            stop_signals.insert("web".to_string(), sig.to_string());
+        }
+        let rec = InstanceRecord {
+            spec,
+            phase: InstancePhase::Running,
+            message: None,
+            created_at: Utc::now(),
+            network: None,
+            images: BTreeMap::new(),
+            stop_signals,
+            shim_pid: None,
+        };
+        dir.write_record(&rec).expect("record");
+        let parts = EngineParts {
+            config: EngineConfig::new(root.to_path_buf()),
+            images: Arc::new(LocalImages::default()),
+            network: Arc::new(NoNetwork),
+            runtimes: Arc::new(Locator(rt.clone())),
+            mounter: Arc::new(NoMounts),
+            cgroups: crate::sandbox::cgroups::Cgroups::at(
+                &root.join("cgroup"),
+                crate::sandbox::cgroups::CgroupVersion::V2,
+            ),
+        };
+        (LocalEngine::open(parts).expect("open"), rt)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn stop_escalates_to_sigkill_only_after_the_grace_period() {
+        let root = tempfile::tempdir().expect("tmp");
+        let (engine, rt) = running_instance(root.path(), false, None);
+        let start = Instant::now();
+        engine
+            .stop_instance("i1", Duration::from_secs(30))
+            .await
+            .expect("stop");
+        assert!(
+            start.elapsed() >= Duration::from_secs(30),
+            "killed early: {:?}",
+            start.elapsed()
+        );
+        assert_eq!(
+            rt.signals.lock().expect("lock").as_slice(),
+            ["TERM", "KILL"]
+        );
+        let st = engine.status_of(&engine.record("i1").expect("record"));
+        assert_eq!(st.phase, InstancePhase::Stopped);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_container_that_honours_sigterm_is_never_killed() {
+        let root = tempfile::tempdir().expect("tmp");
+        let (engine, rt) = running_instance(root.path(), true, None);
+        let start = Instant::now();
+        engine
+            .stop_instance("i1", Duration::from_secs(30))
+            .await
+            .expect("stop");
+        assert!(start.elapsed() < Duration::from_secs(1));
+        assert_eq!(rt.signals.lock().expect("lock").as_slice(), ["TERM"]);
+        assert!(
+            root.path().join("instances/i1/stop").exists(),
+            "the supervisor must be told not to restart"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn stop_uses_the_images_stop_signal() {
+        let root = tempfile::tempdir().expect("tmp");
+        let (engine, rt) = running_instance(root.path(), true, Some("SIGQUIT"));
+        engine
+            .stop_instance("i1", Duration::from_secs(30))
+            .await
+            .expect("stop");
+        assert_eq!(rt.signals.lock().expect("lock").as_slice(), ["SIGQUIT"]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn recovery_finishes_a_stop_the_previous_engine_began() {
+        let root = tempfile::tempdir().expect("tmp");
+        let (engine, rt) = running_instance(root.path(), false, None);
+        let dir = engine.dir("i1");
+        let mut rec = dir.read_record().expect("record");
+        rec.phase = InstancePhase::Stopping;
+        dir.write_record(&rec).expect("write");
+        let report = engine.recover().await.expect("recover");
+        assert!(report.adopted.is_empty());
+        assert_eq!(rt.signals.lock().expect("lock").as_slice(), ["KILL"]);
+        assert_eq!(
+            engine.record("i1").expect("record").phase,
+            InstancePhase::Stopped
+        );
     }
 }

@@ -173,6 +173,75 @@ impl Cgroups {
         }
     }
 
+    /// Creates `cgroup` with CPU and memory limits: the instance-wide cgroup above its
+    /// containers', so that together they stay within the instance's limits.
+    pub fn set_limits(
+        &self,
+        cgroup: &str,
+        cpu_millis: Option<u64>,
+        memory_bytes: Option<u64>,
+    ) -> std::io::Result<()> {
+        let write = |path: PathBuf, value: String| -> std::io::Result<()> {
+            std::fs::write(&path, value)
+                .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))
+        };
+        let rel = cgroup.trim_start_matches('/');
+        match self.version {
+            CgroupVersion::V1 => {
+                if let Some(millis) = cpu_millis.filter(|m| *m > 0) {
+                    let dir = self.root.join("cpu").join(rel);
+                    std::fs::create_dir_all(&dir)?;
+                    write(
+                        dir.join("cpu.cfs_period_us"),
+                        super::bundle::CPU_PERIOD_US.to_string(),
+                    )?;
+                    write(
+                        dir.join("cpu.cfs_quota_us"),
+                        super::bundle::cpu_quota(millis).to_string(),
+                    )?;
+                    write(
+                        dir.join("cpu.shares"),
+                        super::bundle::cpu_shares(millis).to_string(),
+                    )?;
+                }
+                if let Some(bytes) = memory_bytes.filter(|b| *b > 0) {
+                    let dir = self.root.join("memory").join(rel);
+                    std::fs::create_dir_all(&dir)?;
+                    write(dir.join("memory.limit_in_bytes"), bytes.to_string())?;
+                }
+            }
+            CgroupVersion::V2 => {
+                // Each level must hand the controllers down before a child can use them.
+                let mut dir = self.root.clone();
+                for part in rel.split('/').filter(|p| !p.is_empty()) {
+                    let _ =
+                        std::fs::write(dir.join("cgroup.subtree_control"), "+cpu +memory +pids");
+                    dir = dir.join(part);
+                    std::fs::create_dir_all(&dir)?;
+                }
+                let _ = std::fs::write(dir.join("cgroup.subtree_control"), "+cpu +memory +pids");
+                if let Some(millis) = cpu_millis.filter(|m| *m > 0) {
+                    write(
+                        dir.join("cpu.max"),
+                        format!(
+                            "{} {}",
+                            super::bundle::cpu_quota(millis),
+                            super::bundle::CPU_PERIOD_US
+                        ),
+                    )?;
+                    write(
+                        dir.join("cpu.weight"),
+                        cpu_weight(super::bundle::cpu_shares(millis)).to_string(),
+                    )?;
+                }
+                if let Some(bytes) = memory_bytes.filter(|b| *b > 0) {
+                    write(dir.join("memory.max"), bytes.to_string())?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Removes `cgroup` (and nothing above it) from every hierarchy; missing or busy is ignored.
     pub fn remove(&self, cgroup: &str) {
         let rel = cgroup.trim_start_matches('/');
@@ -187,6 +256,11 @@ impl Cgroups {
             remove_tree(&dir);
         }
     }
+}
+
+/// cgroup v2's weight (1..10000) for v1 shares (2..262144), as runc converts it.
+pub fn cpu_weight(shares: u64) -> u64 {
+    1 + (shares.clamp(2, 262_144) - 2) * 9999 / 262_142
 }
 
 /// cgroup directories can only be rmdir'ed, children first.
@@ -265,6 +339,37 @@ mod tests {
             (2000, 7000)
         );
         assert_eq!(cg.oom_kills("/nodeless/i/c"), 2);
+    }
+
+    #[test]
+    fn instance_limits_are_written_per_controller_on_v1() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let cg = Cgroups::at(dir.path(), CgroupVersion::V1);
+        cg.set_limits("/nodeless/i", Some(500), Some(64 << 20))
+            .expect("limits");
+        let read = |p: &str| std::fs::read_to_string(dir.path().join(p)).expect("read");
+        assert_eq!(read("cpu/nodeless/i/cpu.cfs_quota_us"), "50000");
+        assert_eq!(read("cpu/nodeless/i/cpu.shares"), "512");
+        assert_eq!(
+            read("memory/nodeless/i/memory.limit_in_bytes"),
+            (64u64 << 20).to_string()
+        );
+    }
+
+    #[test]
+    fn instance_limits_on_v2_enable_controllers_down_the_tree() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let cg = Cgroups::at(dir.path(), CgroupVersion::V2);
+        cg.set_limits("/nodeless/i", Some(1500), None)
+            .expect("limits");
+        let read = |p: &str| std::fs::read_to_string(dir.path().join(p)).expect("read");
+        assert_eq!(read("nodeless/i/cpu.max"), "150000 100000");
+        assert_eq!(
+            read("nodeless/cgroup.subtree_control"),
+            "+cpu +memory +pids"
+        );
+        assert_eq!(cpu_weight(1024), 39);
+        assert!(!dir.path().join("nodeless/i/memory.max").exists());
     }
 
     #[test]
