@@ -24,7 +24,7 @@ fn runc(root: &std::path::Path) -> CliRuntime {
 #[tokio::test]
 async fn a_restarted_engine_adopts_running_instances_whose_output_kept_flowing() {
     require_root!();
-    let root = tempfile::tempdir().expect("tmp");
+    let root = TestRoot::new();
     {
         let first = engine(root.path());
         first.create(ticker("t-adopt")).await.expect("create");
@@ -76,7 +76,7 @@ async fn a_restarted_engine_adopts_running_instances_whose_output_kept_flowing()
 #[tokio::test]
 async fn an_instance_whose_supervisor_died_is_marked_exited_and_its_container_killed() {
     require_root!();
-    let root = tempfile::tempdir().expect("tmp");
+    let root = TestRoot::new();
     let engine = engine(root.path());
     engine.create(ticker("t-lost")).await.expect("create");
     wait_for(&engine, "t-lost", Duration::from_secs(20), |s| {
@@ -116,7 +116,7 @@ async fn an_instance_whose_supervisor_died_is_marked_exited_and_its_container_ki
 #[tokio::test]
 async fn a_container_without_an_instance_record_is_killed_and_its_leftovers_removed() {
     require_root!();
-    let root = tempfile::tempdir().expect("tmp");
+    let root = TestRoot::new();
     let engine = engine(root.path());
     engine.create(ticker("t-orphan")).await.expect("create");
     wait_for(&engine, "t-orphan", Duration::from_secs(20), |s| {

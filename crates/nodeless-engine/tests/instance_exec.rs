@@ -56,7 +56,7 @@ async fn sleeper(engine: &nodeless_engine::instance::LocalEngine, id: &str) {
 #[tokio::test]
 async fn exec_passes_stdin_and_returns_the_exit_code() {
     require_root!();
-    let root = tempfile::tempdir().expect("tmp");
+    let root = TestRoot::new();
     let engine = engine(root.path());
     sleeper(&engine, "t-exec").await;
     let (out, err) = (Capture::default(), Capture::default());
@@ -87,7 +87,7 @@ async fn exec_passes_stdin_and_returns_the_exit_code() {
 #[tokio::test]
 async fn exec_with_a_tty_runs_on_a_terminal() {
     require_root!();
-    let root = tempfile::tempdir().expect("tmp");
+    let root = TestRoot::new();
     let engine = engine(root.path());
     sleeper(&engine, "t-tty").await;
     let out = Capture::default();
@@ -119,7 +119,7 @@ async fn exec_with_a_tty_runs_on_a_terminal() {
 #[tokio::test]
 async fn exec_into_a_stopped_container_is_refused() {
     require_root!();
-    let root = tempfile::tempdir().expect("tmp");
+    let root = TestRoot::new();
     let engine = engine(root.path());
     let mut spec = InstanceSpec::single("t-done", "t-done", "busybox");
     spec.containers[0].command = cmd(&["true"]);
@@ -146,7 +146,7 @@ async fn exec_into_a_stopped_container_is_refused() {
 #[tokio::test]
 async fn readiness_follows_an_exec_probe_and_a_failing_liveness_probe_restarts_the_container() {
     require_root!();
-    let root = tempfile::tempdir().expect("tmp");
+    let root = TestRoot::new();
     let engine = engine(root.path());
     let mut spec = InstanceSpec::single("t-probe", "t-probe", "busybox");
     spec.restart_policy = nodeless_engine::instance::RestartPolicy::Always;
@@ -202,7 +202,7 @@ async fn readiness_follows_an_exec_probe_and_a_failing_liveness_probe_restarts_t
 #[tokio::test]
 async fn stats_report_cpu_and_memory_of_running_containers() {
     require_root!();
-    let root = tempfile::tempdir().expect("tmp");
+    let root = TestRoot::new();
     let engine = engine(root.path());
     sleeper(&engine, "t-stats").await;
     let stats = engine.stats("t-stats").await.expect("stats");

@@ -40,7 +40,7 @@ fn empty_dir() -> VolumeSource {
 #[tokio::test]
 async fn a_container_over_its_memory_limit_is_oom_killed() {
     require_root!();
-    let root = tempfile::tempdir().expect("tmp");
+    let root = TestRoot::new();
     let engine = engine(root.path());
     let mut spec = InstanceSpec::single("t-oom", "t-oom", "busybox");
     spec.memory_bytes = 32 << 20;
@@ -67,7 +67,7 @@ async fn a_container_over_its_memory_limit_is_oom_killed() {
 #[tokio::test]
 async fn failing_containers_restart_with_backoff_and_keep_the_previous_runs_logs() {
     require_root!();
-    let root = tempfile::tempdir().expect("tmp");
+    let root = TestRoot::new();
     let engine = engine(root.path());
     let mut spec = InstanceSpec::single("t-restart", "t-restart", "busybox");
     spec.restart_policy = RestartPolicy::OnFailure;
@@ -124,7 +124,7 @@ async fn failing_containers_restart_with_backoff_and_keep_the_previous_runs_logs
 #[tokio::test]
 async fn crash_loops_are_reported_as_back_off_between_runs() {
     require_root!();
-    let root = tempfile::tempdir().expect("tmp");
+    let root = TestRoot::new();
     let cfg_engine = engine(root.path());
     let mut spec = InstanceSpec::single("t-loop", "t-loop", "busybox");
     spec.restart_policy = RestartPolicy::Always;
@@ -141,7 +141,7 @@ async fn crash_loops_are_reported_as_back_off_between_runs() {
 #[tokio::test]
 async fn stop_sends_sigterm_first_and_sigkill_after_the_grace_period() {
     require_root!();
-    let root = tempfile::tempdir().expect("tmp");
+    let root = TestRoot::new();
     let engine = engine(root.path());
     // A shell as pid 1 only dies of SIGTERM if it traps it.
     let mut polite = InstanceSpec::single("t-term", "t-term", "busybox");
@@ -198,7 +198,7 @@ async fn stop_sends_sigterm_first_and_sigkill_after_the_grace_period() {
 #[tokio::test]
 async fn init_containers_run_in_order_before_the_main_container() {
     require_root!();
-    let root = tempfile::tempdir().expect("tmp");
+    let root = TestRoot::new();
     let engine = engine(root.path());
     let mut spec = InstanceSpec::single("t-init", "t-init", "busybox");
     for n in ["one", "two"] {
@@ -229,7 +229,7 @@ async fn init_containers_run_in_order_before_the_main_container() {
 #[tokio::test]
 async fn a_failed_init_container_under_never_fails_the_instance_without_running_the_rest() {
     require_root!();
-    let root = tempfile::tempdir().expect("tmp");
+    let root = TestRoot::new();
     let engine = engine(root.path());
     let mut spec = InstanceSpec::single("t-initfail", "t-initfail", "busybox");
     let mut init = nodeless_engine::instance::ContainerSpec::new("init", "busybox");
@@ -251,7 +251,7 @@ async fn a_failed_init_container_under_never_fails_the_instance_without_running_
 #[tokio::test]
 async fn memory_empty_dirs_are_tmpfs_and_file_volumes_carry_contents_and_modes() {
     require_root!();
-    let root = tempfile::tempdir().expect("tmp");
+    let root = TestRoot::new();
     let engine = engine(root.path());
     let mut spec = InstanceSpec::single("t-vol", "t-vol", "busybox");
     spec.containers[0].command = cmd(&[
@@ -290,7 +290,7 @@ async fn memory_empty_dirs_are_tmpfs_and_file_volumes_carry_contents_and_modes()
 #[tokio::test]
 async fn a_missing_command_is_a_start_error_with_the_runtimes_message() {
     require_root!();
-    let root = tempfile::tempdir().expect("tmp");
+    let root = TestRoot::new();
     let engine = engine(root.path());
     let mut spec = InstanceSpec::single("t-nocmd", "t-nocmd", "busybox");
     spec.containers[0].command = cmd(&["/no/such/binary"]);

@@ -22,7 +22,7 @@ fn httpd(id: &str) -> InstanceSpec {
 async fn two_instances_reach_each_other_and_port_forward_reaches_in() {
     require_root!();
     let net = support::network::TestNetwork::new(21, false);
-    let root = tempfile::tempdir().expect("tmp");
+    let root = TestRoot::new();
     let engine = engine_with(root.path(), Arc::new(net.net.clone()));
     let server = engine.create(httpd("t-srv")).await.expect("create server");
     let ip = server.ip.expect("server has an address");
@@ -70,7 +70,7 @@ async fn two_instances_reach_each_other_and_port_forward_reaches_in() {
 async fn http_and_tcp_probes_reach_the_instance_namespace() {
     require_root!();
     let net = support::network::TestNetwork::new(22, false);
-    let root = tempfile::tempdir().expect("tmp");
+    let root = TestRoot::new();
     let engine = engine_with(root.path(), Arc::new(net.net.clone()));
     let mut spec = httpd("t-http");
     let fast = |action| Probe {

@@ -10,7 +10,7 @@ use nodeless_engine::instance::{Engine, InstancePhase, InstanceSpec};
 #[tokio::test]
 async fn true_and_false_report_their_exit_codes() {
     require_root!();
-    let root = tempfile::tempdir().expect("tmp");
+    let root = TestRoot::new();
     let engine = engine(root.path());
     for (id, command, code) in [("t-true", "true", 0), ("t-false", "false", 1)] {
         let mut spec = InstanceSpec::single(id, id, "busybox");
@@ -37,7 +37,7 @@ async fn true_and_false_report_their_exit_codes() {
 #[tokio::test]
 async fn env_and_args_reach_the_process_and_its_output_reaches_the_logs() {
     require_root!();
-    let root = tempfile::tempdir().expect("tmp");
+    let root = TestRoot::new();
     let engine = engine(root.path());
     let mut spec = InstanceSpec::single("t-env", "t-env", "busybox");
     spec.containers[0].command = cmd(&["sh", "-c"]);

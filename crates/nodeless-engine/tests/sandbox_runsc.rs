@@ -25,7 +25,7 @@ async fn gvisor_runs_a_container_under_its_own_kernel_with_exit_codes() {
         eprintln!("skipped: runsc is not installed");
         return;
     }
-    let root = tempfile::tempdir().expect("tmp");
+    let root = TestRoot::new();
     let engine = engine(root.path());
     let mut spec = InstanceSpec::single("t-gv", "t-gv", "busybox");
     spec.runtime = RuntimeKind::Runsc;
@@ -56,7 +56,7 @@ async fn gvisor_instances_join_the_cni_network() {
         return;
     }
     let net = support::network::TestNetwork::new(23, false);
-    let root = tempfile::tempdir().expect("tmp");
+    let root = TestRoot::new();
     let engine = engine_with(root.path(), Arc::new(net.net.clone()));
     let mut spec = InstanceSpec::single("t-gvnet", "t-gvnet", "busybox");
     spec.runtime = RuntimeKind::Runsc;
@@ -78,7 +78,7 @@ async fn gvisor_instances_join_the_cni_network() {
 
 #[tokio::test]
 async fn a_missing_runtime_is_a_clear_error_before_anything_is_set_up() {
-    let root = tempfile::tempdir().expect("tmp");
+    let root = TestRoot::new();
     let mut cfg = test_config(root.path());
     cfg.root = root.path().to_path_buf();
     let runtimes = Arc::new(NoRuntimes);

@@ -27,28 +27,101 @@ macro_rules! require_root {
     };
 }
 
-/// A busybox layer: /bin/busybox plus applet links, passwd/group, empty mount points.
+/// A busybox layer: /bin/busybox plus applet links, passwd/group, empty mount points. Built
+/// once per machine (atomically, by rename) and shared by every test process.
 pub fn busybox_layer() -> PathBuf {
     static LAYER: OnceLock<PathBuf> = OnceLock::new();
     LAYER
         .get_or_init(|| {
-            let dir = std::env::temp_dir().join(format!("nodeless-test-busybox-{}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&dir);
-            for d in ["bin", "etc", "tmp", "proc", "sys", "dev", "root", "home/app", "var/www"] {
-                std::fs::create_dir_all(dir.join(d)).expect("mkdir");
+            let dir = std::env::temp_dir().join("nodeless-test-busybox-layer");
+            if dir.join("bin/busybox").exists() {
+                return dir;
             }
-            let busybox = ["/bin/busybox", "/usr/bin/busybox"].iter().map(Path::new).find(|p| p.exists()).expect("busybox-static installed");
-            std::fs::copy(busybox, dir.join("bin/busybox")).expect("copy busybox");
+            let work = std::env::temp_dir().join(format!("nodeless-test-busybox-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&work);
+            for d in ["bin", "etc", "tmp", "proc", "sys", "dev", "root", "home/app", "var/www"] {
+                std::fs::create_dir_all(work.join(d)).expect("mkdir");
+            }
+            let busybox = ["/bin/busybox", "/usr/bin/busybox"]
+                .iter()
+                .map(Path::new)
+                .find(|p| p.exists())
+                .expect("busybox-static installed");
+            std::fs::copy(busybox, work.join("bin/busybox")).expect("copy busybox");
             let list = std::process::Command::new(busybox).arg("--list").output().expect("busybox --list");
             for applet in String::from_utf8_lossy(&list.stdout).lines() {
-                let _ = std::os::unix::fs::symlink("busybox", dir.join("bin").join(applet));
+                let _ = std::os::unix::fs::symlink("busybox", work.join("bin").join(applet));
             }
-            std::fs::write(dir.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\nnobody:x:65534:65534::/:/bin/false\n").expect("passwd");
-            std::fs::write(dir.join("etc/group"), "root:x:0:\napp:x:1000:\nstaff:x:50:app\nnogroup:x:65534:\n").expect("group");
-            std::fs::set_permissions(dir.join("tmp"), std::os::unix::fs::PermissionsExt::from_mode(0o1777)).expect("chmod");
+            std::fs::write(
+                work.join("etc/passwd"),
+                "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\nnobody:x:65534:65534::/:/bin/false\n",
+            )
+            .expect("passwd");
+            std::fs::write(work.join("etc/group"), "root:x:0:\napp:x:1000:\nstaff:x:50:app\nnogroup:x:65534:\n").expect("group");
+            std::fs::set_permissions(work.join("tmp"), std::os::unix::fs::PermissionsExt::from_mode(0o1777)).expect("chmod");
+            // Another process may have won the race; either copy is fine.
+            if std::fs::rename(&work, &dir).is_err() {
+                let _ = std::fs::remove_dir_all(&work);
+            }
             dir
         })
         .clone()
+}
+
+/// A temporary engine root that, even when a test panics, kills its containers and
+/// unmounts its root filesystems before the directory goes.
+pub struct TestRoot {
+    dir: tempfile::TempDir,
+}
+
+impl TestRoot {
+    pub fn new() -> Self {
+        TestRoot {
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for TestRoot {
+    fn drop(&mut self) {
+        let root = self.dir.path();
+        for rt in ["runc", "runsc"] {
+            let state = root.join("run").join(rt);
+            if !state.exists() {
+                continue;
+            }
+            let run = |args: &[&str]| {
+                std::process::Command::new(rt)
+                    .arg("--root")
+                    .arg(&state)
+                    .args(args)
+                    .output()
+            };
+            if let Ok(out) = run(&["list", "-q"]) {
+                for id in String::from_utf8_lossy(&out.stdout)
+                    .lines()
+                    .filter(|l| !l.is_empty())
+                {
+                    let _ = run(&["kill", "--all", id, "KILL"]);
+                    let _ = run(&["delete", "--force", id]);
+                }
+            }
+        }
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let mut mounts: Vec<&str> = mountinfo
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4))
+            .filter(|m| Path::new(m).starts_with(root))
+            .collect();
+        mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
+        for m in mounts {
+            let _ = rustix::mount::unmount(m, rustix::mount::UnmountFlags::DETACH);
+        }
+    }
 }
 
 pub fn busybox_image() -> PulledImage {
