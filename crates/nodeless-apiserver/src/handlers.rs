@@ -175,7 +175,8 @@ pub fn req_content_type<B>(req: &Request<B>) -> String {
     req.headers().get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/json").to_string()
 }
 
-/// Decodes a JSON or YAML body; a malformed one is a 400 that says where it broke.
+/// Decodes a JSON, YAML or Kubernetes protobuf body; a malformed one is a 400 that says where
+/// it broke.
 pub fn parse_body(content_type: &str, bytes: bytes::Bytes) -> Result<Value, StatusError> {
     let media = content_type.split(';').next().unwrap_or("").trim();
     let v: Value = match media {
@@ -183,6 +184,8 @@ pub fn parse_body(content_type: &str, bytes: bytes::Bytes) -> Result<Value, Stat
             .map_err(|e| StatusError::bad_request(format!("the request body is not valid YAML: {e}")))?,
         "application/json" | "" | "*/*" => serde_json::from_slice(&bytes)
             .map_err(|e| StatusError::bad_request(format!("the request body is not valid JSON: {e}")))?,
+        // kubectl's typed commands (create deployment/job/secret/..., autoscale, create token) send protobuf.
+        "application/vnd.kubernetes.protobuf" => nodeless_core::proto::decode(&bytes)?,
         other => return Err(StatusError::unsupported_media_type(other)),
     };
     if !v.is_object() {

@@ -10,6 +10,7 @@ pub mod defaults;
 pub mod field;
 pub mod meta;
 pub mod patch;
+pub mod proto;
 pub mod resource;
 pub mod schema;
 pub mod selector;
