@@ -191,15 +191,12 @@ pub fn derive_phase(
     main: &[ContainerStatus],
     supervisor_alive: bool,
 ) -> InstancePhase {
-    if let Some(failed) = init
+    let init_failed = init
         .iter()
-        .find(|c| c.state.termination().is_some_and(|t| t.exit_code != 0))
-    {
-        // A failed init container ends the instance only when nothing will retry it.
-        if !supervisor_alive || policy == RestartPolicy::Never {
-            let _ = failed;
-            return InstancePhase::Failed;
-        }
+        .any(|c| c.state.termination().is_some_and(|t| t.exit_code != 0));
+    // A failed init container ends the instance only when nothing will retry it.
+    if init_failed && (!supervisor_alive || policy == RestartPolicy::Never) {
+        return InstancePhase::Failed;
     }
     let inits_done = init
         .iter()
@@ -302,19 +299,29 @@ mod tests {
         let bad = status(ContainerState::Terminated(term(2)));
         let p = RestartPolicy::Never;
         assert_eq!(
-            derive_phase(p, &[running.clone()], &[], true),
+            derive_phase(p, std::slice::from_ref(&running), &[], true),
             InstancePhase::Initializing
         );
         assert_eq!(
-            derive_phase(p, &[ok.clone()], &[running.clone()], true),
+            derive_phase(
+                p,
+                std::slice::from_ref(&ok),
+                std::slice::from_ref(&running),
+                true
+            ),
             InstancePhase::Running
         );
         assert_eq!(
-            derive_phase(p, &[ok.clone()], &[ok.clone()], false),
+            derive_phase(
+                p,
+                std::slice::from_ref(&ok),
+                std::slice::from_ref(&ok),
+                false
+            ),
             InstancePhase::Succeeded
         );
         assert_eq!(
-            derive_phase(p, &[bad.clone()], &[], false),
+            derive_phase(p, std::slice::from_ref(&bad), &[], false),
             InstancePhase::Failed
         );
         // Under Always a failed container is about to restart: still running.

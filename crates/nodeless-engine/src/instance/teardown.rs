@@ -323,7 +323,7 @@ mod tests {
         }
         async fn kill(&self, _: &str, signal: &str, _: bool) -> Result<(), RuntimeError> {
             self.signals.lock().expect("lock").push(signal.to_string());
-            let exits = signal == "KILL" || (signal != "KILL" && self.obeys_term);
+            let exits = signal == "KILL" || self.obeys_term;
             if exits {
                 let code = if signal == "KILL" { 137 } else { 143 };
                 let term = Termination {
