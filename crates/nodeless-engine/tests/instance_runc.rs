@@ -59,3 +59,44 @@ async fn env_and_args_reach_the_process_and_its_output_reaches_the_logs() {
     assert!(logs.contains("oops\n"), "{logs}");
     engine.remove("t-env").await.expect("remove");
 }
+
+#[tokio::test]
+async fn status_changes_are_announced_as_events() {
+    require_root!();
+    let root = TestRoot::new();
+    let engine = engine(root.path());
+    let mut events = engine.events();
+    engine.watch(Duration::from_millis(20));
+    let mut spec = InstanceSpec::single("t-events", "t-events", "busybox");
+    spec.containers[0].command = cmd(&["sh", "-c", "sleep 0.2"]);
+    engine.create(spec).await.expect("create");
+    assert!(engine.images_in_use().contains("sha256:test"));
+    let mut phases = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while phases.last() != Some(&InstancePhase::Succeeded) {
+        let event = tokio::time::timeout_at(deadline, events.recv())
+            .await
+            .expect("an event in time")
+            .expect("event");
+        if let nodeless_engine::instance::InstanceEvent::Changed(st) = event {
+            if phases.last() != Some(&st.phase) {
+                phases.push(st.phase);
+            }
+        }
+    }
+    assert_eq!(phases.first(), Some(&InstancePhase::Running));
+    engine.remove("t-events").await.expect("remove");
+    loop {
+        match tokio::time::timeout_at(deadline, events.recv())
+            .await
+            .expect("removal event")
+            .expect("event")
+        {
+            nodeless_engine::instance::InstanceEvent::Removed { id } => {
+                assert_eq!(id, "t-events");
+                break;
+            }
+            _ => continue,
+        }
+    }
+}

@@ -410,16 +410,22 @@ async fn stream_logs(
     let mut stream = engine.logs(id, container, opts).await?;
     let mut stdout = tokio::io::stdout();
     let mut stderr = tokio::io::stderr();
-    while let Some(line) = stream.next().await {
-        let text = line.text(timestamps);
-        match line.stream {
-            LogStreamKind::Stdout => stdout.write_all(&text).await?,
-            LogStreamKind::Stderr => stderr.write_all(&text).await?,
+    let copy = async {
+        while let Some(line) = stream.next().await {
+            let text = line.text(timestamps);
+            match line.stream {
+                LogStreamKind::Stdout => stdout.write_all(&text).await?,
+                LogStreamKind::Stderr => stderr.write_all(&text).await?,
+            }
         }
+        stdout.flush().await?;
+        stderr.flush().await
+    };
+    match copy.await {
+        // `logs -f | head` closing the pipe is how a reader says it has seen enough.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
     }
-    stdout.flush().await?;
-    stderr.flush().await?;
-    Ok(())
 }
 
 async fn ps(ctx: &Ctx, all: bool) -> anyhow::Result<i32> {

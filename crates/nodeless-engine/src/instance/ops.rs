@@ -33,6 +33,20 @@ impl LocalEngine {
             })
     }
 
+    /// Digests of the images the instances on this host use, for image garbage collection.
+    pub fn images_in_use(&self) -> std::collections::HashSet<String> {
+        state::list_ids(&self.inner.cfg.root)
+            .into_iter()
+            .filter_map(|id| self.dir(&id).read_record().ok())
+            .flat_map(|rec| {
+                rec.images
+                    .into_values()
+                    .flat_map(|(reference, digest)| [reference, digest])
+            })
+            .filter(|s| !s.is_empty())
+            .collect()
+    }
+
     /// The container to use when the caller names none: the only (or first) main container.
     pub fn default_container(&self, id: &str) -> Result<String, EngineError> {
         let rec = self.record(id)?;
