@@ -244,6 +244,12 @@ impl LocalEngine {
                     set_mode(&path, 0o777)?;
                 }
                 VolumeSource::Files { files } => {
+                    // Like the kubelet's secret volumes: in memory, never on disk.
+                    let size: u64 = files.iter().map(|f| f.contents.len() as u64 + 4096).sum();
+                    self.inner
+                        .mounter
+                        .mount_tmpfs(&path, Some(size.max(1 << 20)))?;
+                    set_mode(&path, 0o755)?;
                     for f in files {
                         let target = path.join(&f.path);
                         if let Some(parent) = target.parent() {

@@ -163,6 +163,8 @@ pub enum StorageMedium {
 pub struct VolumeFile {
     /// Relative path inside the volume.
     pub path: String,
+    /// Secrets among them: kept out of the instance record; the volume itself is a tmpfs.
+    #[serde(skip_serializing, default)]
     pub contents: Vec<u8>,
     pub mode: u32,
 }
