@@ -275,6 +275,12 @@ async fn memory_empty_dirs_are_tmpfs_and_file_volumes_carry_contents_and_modes()
     }];
     with_volume(&mut spec, "cfg", VolumeSource::Files { files }, "/cfg");
     engine.create(spec).await.expect("create");
+    let record =
+        std::fs::read_to_string(root.path().join("instances/t-vol/instance.json")).expect("record");
+    assert!(
+        !record.contains("contents"),
+        "volume file contents must stay out of the record"
+    );
     wait_for(&engine, "t-vol", Duration::from_secs(20), |s| {
         s.phase.is_finished()
     })
