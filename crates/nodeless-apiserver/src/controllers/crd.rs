@@ -16,12 +16,17 @@ pub const CLEANUP_FINALIZER: &str = "customresourcecleanup.apiextensions.k8s.io"
 const PREFIX: &str = "/registry/apiextensions.k8s.io/customresourcedefinitions/";
 
 pub async fn run(api: Api, shutdown: watch::Receiver<bool>) {
-    super::run_on_changes(api, PREFIX, Duration::from_secs(5), shutdown, |api| async move {
+    super::run_on_changes(api, "/registry/", concerns_crds, Duration::from_secs(5), shutdown, |api| async move {
         if let Err(e) = reconcile(&api).await {
             tracing::warn!(error = %e, "CRD controller pass failed");
         }
     })
     .await;
+}
+
+/// CRD changes, and deletions (which may finish a CRD's cleanup).
+fn concerns_crds(e: &nodeless_store::WatchEvent) -> bool {
+    e.kind == nodeless_store::WatchEventType::Deleted || e.object.get("kind").and_then(Value::as_str) == Some("CustomResourceDefinition")
 }
 
 /// Serves every established CRD; call once at startup before taking requests.

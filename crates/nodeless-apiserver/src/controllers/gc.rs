@@ -15,12 +15,19 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 pub async fn run(api: Api, shutdown: watch::Receiver<bool>) {
-    super::run_on_changes(api, "/registry/", Duration::from_secs(10), shutdown, |api| async move {
+    super::run_on_changes(api, "/registry/", concerns_gc, Duration::from_secs(10), shutdown, |api| async move {
         if let Err(e) = pass(&api).await {
             tracing::warn!(error = %e, "garbage collection pass failed");
         }
     })
     .await;
+}
+
+/// Only deletions, owned objects and deleting objects can change what the collector does.
+fn concerns_gc(e: &nodeless_store::WatchEvent) -> bool {
+    e.kind == nodeless_store::WatchEventType::Deleted
+        || e.object.pointer("/metadata/ownerReferences").is_some()
+        || meta::deletion_timestamp(&e.object).is_some()
 }
 
 struct Node {

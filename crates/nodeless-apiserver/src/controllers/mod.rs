@@ -13,9 +13,19 @@ use nodeless_store::WatchStart;
 use std::time::Duration;
 use tokio::sync::watch;
 
-/// Runs `step` whenever something under `prefix` changes (coalesced), and every `period`.
-pub(crate) async fn run_on_changes<F, Fut>(api: Api, prefix: &str, period: Duration, mut shutdown: watch::Receiver<bool>, mut step: F)
-where
+/// Which changes wake a controller.
+pub(crate) type Interest = fn(&nodeless_store::WatchEvent) -> bool;
+
+/// Runs `step` whenever a change under `prefix` that `interest` accepts happens (bursts are
+/// coalesced), and every `period`.
+pub(crate) async fn run_on_changes<F, Fut>(
+    api: Api,
+    prefix: &str,
+    interest: Interest,
+    period: Duration,
+    mut shutdown: watch::Receiver<bool>,
+    mut step: F,
+) where
     F: FnMut(Api) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
@@ -30,11 +40,15 @@ where
     loop {
         tokio::select! {
             ev = watcher.live.recv() => {
-                if ev.is_none() {
-                    // Too slow and dropped by the cache: start over from now.
-                    match api.cache.watch(prefix, WatchStart::After(api.cache.revision()), None) {
-                        Ok(w) => watcher = w,
-                        Err(_) => return,
+                match ev {
+                    Some(e) if !interest(&e) => continue,
+                    Some(_) => {}
+                    None => {
+                        // Too slow and dropped by the cache: start over from now.
+                        match api.cache.watch(prefix, WatchStart::After(api.cache.revision()), None) {
+                            Ok(w) => watcher = w,
+                            Err(_) => return,
+                        }
                     }
                 }
                 // Coalesce a burst of changes into one pass.

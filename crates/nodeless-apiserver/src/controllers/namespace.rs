@@ -27,12 +27,17 @@ pub async fn ensure_builtin(api: &Api) -> Result<(), StatusError> {
 }
 
 pub async fn run(api: Api, shutdown: watch::Receiver<bool>) {
-    super::run_on_changes(api, "/registry/core/namespaces/", Duration::from_secs(2), shutdown, |api| async move {
+    super::run_on_changes(api, "/registry/", concerns_namespaces, Duration::from_secs(5), shutdown, |api| async move {
         if let Err(e) = reconcile(&api).await {
             tracing::warn!(error = %e, "namespace controller pass failed");
         }
     })
     .await;
+}
+
+/// Namespace changes, and deletions (which may empty a terminating namespace).
+fn concerns_namespaces(e: &nodeless_store::WatchEvent) -> bool {
+    e.kind == nodeless_store::WatchEventType::Deleted || e.object.get("kind").and_then(Value::as_str) == Some("Namespace")
 }
 
 async fn reconcile(api: &Api) -> Result<(), StatusError> {

@@ -157,10 +157,33 @@ pub fn decode(group: &str, version: &str, kind: &str, obj: &Value) -> Result<Dec
         },
     })?;
     restore_numbers(&mut object, &input);
+    drop_materialized(&mut object, &input);
     Ok(Decoded {
         object,
         unknown_fields: cx.into_unknown(),
     })
+}
+
+/// Removes what the typed structs made up: a required field the client left out comes back
+/// from k8s-openapi as an empty value (`selector: {}`), where Go keeps it absent and
+/// validation reports it as missing.
+fn drop_materialized(out: &mut Value, input: &Value) {
+    match (out, input) {
+        (Value::Object(o), Value::Object(i)) => {
+            o.retain(|k, _| i.contains_key(k));
+            for (k, v) in o.iter_mut() {
+                if let Some(iv) = i.get(k) {
+                    drop_materialized(v, iv);
+                }
+            }
+        }
+        (Value::Array(o), Value::Array(i)) if o.len() == i.len() => {
+            for (v, iv) in o.iter_mut().zip(i) {
+                drop_materialized(v, iv);
+            }
+        }
+        _ => {}
+    }
 }
 
 /// A present, string `apiVersion`/`kind` must match; other shapes are left to the decoder.
@@ -229,3 +252,17 @@ fn restore_numbers(out: &mut Value, input: &Value) {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod materialized_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_missing_required_field_stays_missing() {
+        let d = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "a"},
+                       "spec": {"template": {"spec": {"containers": [{"name": "c", "image": "x"}]}}}});
+        let out = decode("apps", "v1", "Deployment", &d).expect("decodes").object;
+        assert!(out["spec"].get("selector").is_none(), "{out}");
+    }
+}
