@@ -8,6 +8,7 @@
 
 pub mod defaults;
 pub mod field;
+pub mod instance_spec;
 pub mod meta;
 pub mod patch;
 pub mod proto;
