@@ -6,6 +6,7 @@
 //! errors), defaulting, validation, and `Table` printing. No module here does I/O, so each
 //! is tested as plain functions.
 
+pub mod admission;
 pub mod defaults;
 pub mod field;
 pub mod instance_spec;

@@ -67,6 +67,9 @@ impl Api {
         stamp_type(rt, &mut obj);
         strategy::prepare_for_create(rt, &mut obj);
         self.on_create(rt, &mut obj)?;
+        // What nodeless cannot run is refused with 403, as upstream's admission denials are;
+        // see nodeless_core::admission::admit for why not 422.
+        nodeless_core::admission::admit(rt, &obj, None)?;
         self.validate(rt, &obj, None)?;
         self.admit_namespace(rt, &obj)?;
         let name = meta::name(&obj).unwrap_or_default().to_string();
@@ -173,6 +176,7 @@ impl Api {
                 if new == **cur {
                     return Ok(Change::Unchanged);
                 }
+                nodeless_core::admission::admit(rt, &new, Some(cur))?;
                 self.validate(rt, &new, Some(cur))?;
                 if opts.dry_run {
                     dry = Some(new);
