@@ -101,6 +101,31 @@ expect_fail "update with a stale resourceVersion conflicts" "the object has been
 check "server dry run" K -n team-a create configmap dry --dry-run=server
 expect_fail "dry run stored nothing" "not found" K -n team-a get configmap dry
 
+expect_fail "server dry run of an existing name conflicts" "already exists" K -n team-a create configmap settings --dry-run=server
+expect_fail "built-in namespaces are protected" "may not be deleted" K delete namespace default --wait=false
+
+echo "== eviction honours PodDisruptionBudgets"
+K -n team-a run evictee --image=busybox --labels=app=evictee >/dev/null
+K -n team-a patch pod evictee --subresource=status --type=merge -p '{"status":{"phase":"Running"}}' >/dev/null
+K -n team-a create pdb evictee --selector=app=evictee --min-available=1 >/dev/null
+TOKEN=$(cat "$DIR/pki/admin.token")
+expect_output "eviction that would break the budget gets 429" "^429$" curl -sk -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -d '{"apiVersion":"policy/v1","kind":"Eviction","metadata":{"name":"evictee","namespace":"team-a"}}' "https://127.0.0.1:$PORT/api/v1/namespaces/team-a/pods/evictee/eviction"
+check "the pod is still there" K -n team-a get pod evictee
+K -n team-a delete pdb evictee >/dev/null
+expect_output "eviction without a budget deletes the pod" "^201$" curl -sk -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -d '{"apiVersion":"policy/v1","kind":"Eviction","metadata":{"name":"evictee","namespace":"team-a"}}' "https://127.0.0.1:$PORT/api/v1/namespaces/team-a/pods/evictee/eviction"
+
+echo "== kubectl's typed commands (protobuf bodies)"
+check "create secret" K -n team-a create secret generic creds --from-literal=password=s3cret
+expect_output "secret data is base64" "^czNjcmV0$" K -n team-a get secret creds -o 'jsonpath={.data.password}'
+check "create deployment" K -n team-a create deployment typed --image=nginx --replicas=2
+check "create job" K -n team-a create job once --image=busybox
+check "create cronjob" K -n team-a create cronjob tick --image=busybox --schedule='*/5 * * * *'
+check "create service" K -n team-a create service clusterip typed --tcp=80:8080
+expect_output "a ClusterIP is allocated" "^10\.(9[6-9]|10[0-9]|11[01])\." K -n team-a get svc typed -o 'jsonpath={.spec.clusterIP}'
+check "autoscale (autoscaling/v1, stored as v2)" K -n team-a autoscale deployment typed --max=3 --cpu-percent=60
+expect_output "the HPA reads back through v2" "averageUtilization\":60" K -n team-a get hpa typed -o 'jsonpath={.spec.metrics}'
+expect_output "hpa table columns" "NAME +REFERENCE +TARGETS +MINPODS +MAXPODS +REPLICAS +AGE" K -n team-a get hpa
+
 echo "== watch"
 K -n team-a get cm --watch-only --output-watch-events >"$WORK/watch.out" 2>&1 &
 WPID=$!

@@ -102,6 +102,9 @@ async fn resource(
     let ns = t.namespace.as_deref();
     let method = req.method().clone();
     let sub = t.subresource.as_deref();
+    if let (None, Some(edge)) = (sub, crate::versions::Edge::of(&state, &rt)) {
+        return crate::versions::handle(&state, req, edge, ns, t.name.as_deref(), rep).await;
+    }
     if let Some(sub) = sub {
         let name = t.name.as_deref().unwrap_or_default();
         return subresources::handle(&state, req, &rt, ns, name, sub, &q, rep).await;

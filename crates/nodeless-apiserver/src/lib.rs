@@ -21,6 +21,7 @@ pub mod strategy;
 mod subresources;
 mod tables;
 pub mod version;
+mod versions;
 mod watch;
 
 use nodeless_store::{Backend, Cache, SqliteBackend};

@@ -17,9 +17,9 @@ const NAME_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
 pub fn generate_name(prefix: &str) -> String {
     use rand::Rng;
     let mut rng = rand::thread_rng();
-    let mut base = prefix.to_string();
-    // Names are at most 63 characters for most kinds; keep room for the suffix as upstream does.
-    base.truncate(58);
+    // Names are at most 63 characters for most kinds; keep room for the suffix as upstream
+    // does. Cut on a character boundary: validation reports a bad name, we must not panic.
+    let mut base: String = prefix.chars().take(58).collect();
     base.extend((0..5).map(|_| NAME_ALPHABET[rng.gen_range(0..NAME_ALPHABET.len())] as char));
     base
 }

@@ -197,9 +197,74 @@ impl crate::rest::Api {
         .map(|_| ())
     }
 
-    /// Deletes a Pod through the eviction API.
+    /// Deletes a Pod through the eviction API, honouring its PodDisruptionBudget as upstream:
+    /// a running Pod is evicted only while the budget allows a disruption, and each eviction
+    /// spends one (recorded in the budget's status before the Pod goes).
     pub async fn evict(&self, rt: &ResourceType, ns: Option<&str>, name: &str, opts: &DeleteOptions) -> Result<DeleteOutcome, StatusError> {
+        let pod = self.get(rt, ns, name)?;
+        let phase = pod.pointer("/status/phase").and_then(Value::as_str).unwrap_or("");
+        let exempt = meta::deletion_timestamp(&pod).is_some() || matches!(phase, "Pending" | "Succeeded" | "Failed" | "");
+        if !exempt {
+            self.spend_disruption(&pod, ns, name).await?;
+        }
         self.delete(rt, ns, name, opts).await
+    }
+
+    async fn spend_disruption(&self, pod: &Value, ns: Option<&str>, name: &str) -> Result<(), StatusError> {
+        let Some(pdb_type) = self.registry.lookup("policy", "v1", "poddisruptionbudgets") else { return Ok(()) };
+        let labels = meta::labels(pod);
+        let budgets = self.list(&pdb_type, ns, &crate::rest::ListQuery { resource_version: Some("0".into()), ..Default::default() }).await?;
+        let matching: Vec<_> = budgets
+            .items
+            .iter()
+            .filter(|b| {
+                b.pointer("/spec/selector")
+                    .and_then(|s| nodeless_core::selector::LabelSelector::from_json(s).ok())
+                    .is_some_and(|s| s.matches(&labels))
+            })
+            .collect();
+        let budget = match matching.as_slice() {
+            [] => return Ok(()),
+            [one] => one,
+            _ => {
+                return Err(StatusError::internal(
+                    "This pod has more than one PodDisruptionBudget, which the eviction subresource does not support.",
+                ))
+            }
+        };
+        let budget_name = meta::name(budget).unwrap_or_default().to_string();
+        let refuse = |why: String| {
+            let mut e = StatusError::new(429, "TooManyRequests", "Cannot evict pod as it would violate the pod's disruption budget.");
+            e.details = Some(nodeless_core::status::Details {
+                causes: vec![nodeless_core::status::Cause { reason: "DisruptionBudget".into(), message: why, field: String::new() }],
+                retry_after_seconds: Some(10),
+                ..Default::default()
+            });
+            e
+        };
+        let key = pdb_type.key(ns, &budget_name);
+        let now = crate::strategy::now_rfc3339();
+        self.modify(&pdb_type, &key, &budget_name, |cur| {
+            let generation = cur.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0);
+            let observed = cur.pointer("/status/observedGeneration").and_then(Value::as_i64).unwrap_or(0);
+            if observed < generation {
+                return Err(refuse(format!("The disruption budget {budget_name} is still being processed by the server.")));
+            }
+            let allowed = cur.pointer("/status/disruptionsAllowed").and_then(Value::as_i64).unwrap_or(0);
+            if allowed <= 0 {
+                let desired = cur.pointer("/status/desiredHealthy").and_then(Value::as_i64).unwrap_or(0);
+                let current = cur.pointer("/status/currentHealthy").and_then(Value::as_i64).unwrap_or(0);
+                return Err(refuse(format!(
+                    "The disruption budget {budget_name} needs {desired} healthy pods and has {current} currently"
+                )));
+            }
+            let mut b = (**cur).clone();
+            b["status"]["disruptionsAllowed"] = json!(allowed - 1);
+            b["status"]["disruptedPods"][name] = json!(now);
+            Ok(crate::rest::Change::Put(b))
+        })
+        .await
+        .map(|_| ())
     }
 
     /// Sets a namespace's spec.finalizers; the namespace goes once nothing else holds it.
@@ -210,7 +275,7 @@ impl crate::rest::Api {
                 let mut ns = (**cur).clone();
                 ns["spec"]["finalizers"] = finalizers.clone();
                 if crate::rest::finished_deleting(rt, &ns) {
-                    return Ok(crate::rest::Change::Delete);
+                    return Ok(crate::rest::Change::Delete(Some(ns)));
                 }
                 Ok(crate::rest::Change::Put(ns))
             })

@@ -21,6 +21,9 @@ use tokio::sync::mpsc;
 /// How often an idle watch that asked for bookmarks gets one.
 const BOOKMARK_EVERY: Duration = Duration::from_secs(5);
 
+/// Converts a stored object to the version the watcher asked for.
+pub type Outbound = Arc<dyn Fn(&Value) -> Value + Send + Sync>;
+
 pub async fn serve(
     state: &Arc<State>,
     rt: &ResourceType,
@@ -29,12 +32,24 @@ pub async fn serve(
     q: &Query,
     rep: Representation,
 ) -> Result<Response<Body>, StatusError> {
+    serve_converted(state, rt, ns, lq, q, rep, None).await
+}
+
+pub async fn serve_converted(
+    state: &Arc<State>,
+    rt: &ResourceType,
+    ns: Option<&str>,
+    lq: &ListQuery,
+    q: &Query,
+    rep: Representation,
+    outbound: Option<Outbound>,
+) -> Result<Response<Body>, StatusError> {
     let bookmarks = matches!(q.get("allowWatchBookmarks").map(String::as_str), Some("true" | "1"));
     let timeout = q.get("timeoutSeconds").and_then(|t| t.parse::<u64>().ok()).map(Duration::from_secs);
     let (tx, rx) = mpsc::channel::<Bytes>(256);
     match state.api.watch(rt, ns, lq).await {
         Ok(watcher) => {
-            let ctx = Ctx { state: state.clone(), rt: rt.clone(), rep, bookmarks, initial_end: lq.send_initial_events == Some(true) };
+            let ctx = Ctx { state: state.clone(), rt: rt.clone(), rep, bookmarks, initial_end: lq.send_initial_events == Some(true), outbound };
             tokio::spawn(pump(ctx, watcher, tx, timeout));
         }
         Err(e) if e.code == 410 => {
@@ -58,6 +73,7 @@ struct Ctx {
     rep: Representation,
     bookmarks: bool,
     initial_end: bool,
+    outbound: Option<Outbound>,
 }
 
 fn line_of(kind: &str, object: &Value) -> Bytes {
@@ -77,7 +93,10 @@ impl Ctx {
                 e.kind.as_str(),
                 &json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": e.object["metadata"]}),
             ),
-            _ => line_of(e.kind.as_str(), &e.object),
+            _ => match &self.outbound {
+                Some(convert) => line_of(e.kind.as_str(), &convert(&e.object)),
+                None => line_of(e.kind.as_str(), &e.object),
+            },
         }
     }
 

@@ -7,6 +7,7 @@
 //! is tested as plain functions.
 
 pub mod admission;
+pub mod convert;
 pub mod defaults;
 pub mod field;
 pub mod instance_spec;

@@ -170,6 +170,8 @@ const BUILTINS: &[Def] = &[
     def("batch", "v1", "Job", "jobs").all().status().spec(),
     def("batch", "v1", "CronJob", "cronjobs").short(&["cj"]).all().status().spec(),
     def("autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers").short(&["hpa"]).all().status().spec(),
+    // Served for `kubectl autoscale`; stored as v2 (see `convert`).
+    def("autoscaling", "v1", "HorizontalPodAutoscaler", "horizontalpodautoscalers").short(&["hpa"]).all().status().spec(),
     def("networking.k8s.io", "v1", "Ingress", "ingresses").short(&["ing"]).status().spec(),
     def("networking.k8s.io", "v1", "IngressClass", "ingressclasses").cluster(),
     def("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies").short(&["netpol"]).spec(),
@@ -250,11 +252,23 @@ mod tests {
     }
 
     #[test]
-    fn every_group_has_one_served_version() {
-        // Objects are stored in the served version's shape; serving two versions of one
-        // resource would need conversion, which nodeless does not do for built-ins.
-        for (group, versions) in builtin_groups() {
-            assert_eq!(versions.len(), 1, "{group}");
+    fn autoscaling_prefers_v2() {
+        let groups = builtin_groups();
+        let (_, versions) = groups.iter().find(|(g, _)| g == "autoscaling").expect("autoscaling");
+        assert_eq!(versions, &vec!["v2".to_string(), "v1".to_string()]);
+    }
+
+    #[test]
+    fn every_other_version_of_a_resource_is_converted() {
+        // Objects are stored in one version's shape; a second served version needs conversion.
+        let all = builtins();
+        for t in &all {
+            let others = all.iter().filter(|o| o.group == t.group && o.plural == t.plural && o.version != t.version).count();
+            if others > 0 && crate::convert::storage_version(&t.group, &t.version, &t.plural).is_none() {
+                let stored = all.iter().any(|o| o.group == t.group && o.plural == t.plural
+                    && crate::convert::storage_version(&o.group, &o.version, &o.plural) == Some(t.version.as_str()));
+                assert!(stored, "{}/{} {} has no conversion", t.group, t.version, t.plural);
+            }
         }
     }
 }

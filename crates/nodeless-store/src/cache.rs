@@ -19,7 +19,7 @@ use tokio::sync::{mpsc, watch};
 /// Changes kept for watches that start in the past.
 const DEFAULT_HISTORY: usize = 20_000;
 /// Paginated list snapshots kept, and for how long (like etcd's compaction interval).
-const MAX_SNAPSHOTS: usize = 32;
+const MAX_SNAPSHOTS: usize = 256;
 const SNAPSHOT_TTL: Duration = Duration::from_secs(300);
 /// Events buffered per watcher before a slow watcher is closed (it then re-watches).
 const WATCHER_BUFFER: usize = 10_000;
@@ -232,13 +232,16 @@ impl Cache {
         snaps.push_back((revision, objects, Instant::now()));
     }
 
+    /// A kept snapshot; using it makes it the most recently used (evicted last).
     fn snapshot(&self, revision: Revision) -> Result<OrdMap<String, CachedObject>, CacheError> {
-        let snaps = self.snapshots.lock();
-        snaps
+        let mut snaps = self.snapshots.lock();
+        let i = snaps
             .iter()
-            .find(|(r, _, at)| *r == revision && at.elapsed() < SNAPSHOT_TTL)
-            .map(|(_, objects, _)| objects.clone())
-            .ok_or(CacheError::ContinueExpired)
+            .position(|(r, _, at)| *r == revision && at.elapsed() < SNAPSHOT_TTL)
+            .ok_or(CacheError::ContinueExpired)?;
+        let (rev, objects, at) = snaps.remove(i).expect("index from position");
+        snaps.push_back((rev, objects.clone(), at));
+        Ok(objects)
     }
 
     /// Starts a watch on every key under `prefix`.
@@ -353,13 +356,14 @@ fn translate(h: &HistoryEntry, matches: &dyn Fn(&Value) -> bool) -> Option<Watch
     match &h.cur {
         Some(cur) => {
             let is = matches(cur);
-            let kind = match (was, is) {
-                (false, true) => WatchEventType::Added,
-                (true, true) => WatchEventType::Modified,
-                (true, false) => WatchEventType::Deleted,
+            let (kind, object) = match (was, is) {
+                (false, true) => (WatchEventType::Added, cur.clone()),
+                (true, true) => (WatchEventType::Modified, cur.clone()),
+                // The watcher last saw the object as it matched; report that state, as upstream.
+                (true, false) => (WatchEventType::Deleted, h.prev.as_ref().map(|p| with_revision(p, h.revision)).unwrap_or_default()),
                 (false, false) => return None,
             };
-            Some(WatchEvent { kind, object: cur.clone(), revision: h.revision })
+            Some(WatchEvent { kind, object, revision: h.revision })
         }
         None => was.then(|| WatchEvent {
             kind: WatchEventType::Deleted,

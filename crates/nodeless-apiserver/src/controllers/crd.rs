@@ -198,7 +198,7 @@ async fn release(api: &Api, crd: &Value) -> Result<(), StatusError> {
             f.retain(|x| x != CLEANUP_FINALIZER);
             meta::set_finalizers(&mut c, &f);
             if crate::rest::finished_deleting(&rt, &c) {
-                return Ok(Change::Delete);
+                return Ok(Change::Delete(Some(c)));
             }
             Ok(Change::Put(c))
         })

@@ -52,7 +52,12 @@ async fn pass(api: &Api) -> Result<(), StatusError> {
         let result = match &action {
             Action::Delete { uid, propagation } => {
                 let n = &nodes[uid];
-                let opts = DeleteOptions { propagation: Some(*propagation), ..Default::default() };
+                // The uid precondition keeps a same-named newer object safe.
+                let opts = DeleteOptions {
+                    propagation: Some(*propagation),
+                    precondition_uid: Some(uid.clone()),
+                    ..Default::default()
+                };
                 api.delete(&n.rt, meta::namespace(&n.obj), meta::name(&n.obj).unwrap_or_default(), &opts).await.map(|_| ())
             }
             Action::DropOwners { uid, owners } => edit(api, &nodes[uid], |obj| drop_owner_refs(obj, owners)).await,
@@ -107,7 +112,7 @@ fn plan(nodes: &HashMap<String, Node>) -> Vec<Action> {
         }
         let mut gone = HashSet::new();
         let mut orphaning = HashSet::new();
-        let mut foreground = false;
+        let mut foreground = HashSet::new();
         for r in &refs {
             dependents.entry(r.uid.clone()).or_default().push((uid.as_str(), r.block_owner_deletion));
             match nodes.get(&r.uid) {
@@ -117,19 +122,26 @@ fn plan(nodes: &HashMap<String, Node>) -> Vec<Action> {
                 Some(owner) if is_deleting_with(&owner.obj, ORPHAN) => {
                     orphaning.insert(r.uid.clone());
                 }
-                Some(owner) if is_deleting_with(&owner.obj, FOREGROUND) => foreground = true,
+                Some(owner) if is_deleting_with(&owner.obj, FOREGROUND) => {
+                    foreground.insert(r.uid.clone());
+                }
                 Some(_) => {}
             }
         }
         let deleting = meta::deletion_timestamp(&n.obj).is_some();
         if !orphaning.is_empty() {
             actions.push(Action::DropOwners { uid: uid.clone(), owners: orphaning });
-        } else if gone.len() == refs.len() && !deleting {
+        } else if deleting {
+            // Already on its way out.
+        } else if gone.len() == refs.len() {
             actions.push(Action::Delete { uid: uid.clone(), propagation: Propagation::Background });
-        } else if foreground && !deleting {
+        } else if gone.len() + foreground.len() == refs.len() {
+            // Every remaining owner is being deleted in the foreground: go first, and make
+            // our own dependents go first too.
             actions.push(Action::Delete { uid: uid.clone(), propagation: Propagation::Foreground });
-        } else if !gone.is_empty() && !deleting {
-            actions.push(Action::DropOwners { uid: uid.clone(), owners: gone });
+        } else if !gone.is_empty() || !foreground.is_empty() {
+            // A live owner keeps the object; it only stops pointing at owners that are going.
+            actions.push(Action::DropOwners { uid: uid.clone(), owners: gone.union(&foreground).cloned().collect() });
         }
     }
     for (uid, n) in nodes {
@@ -168,7 +180,7 @@ async fn edit(api: &Api, n: &Node, f: impl Fn(&mut Value)) -> Result<(), StatusE
         let mut obj = (**cur).clone();
         f(&mut obj);
         if crate::rest::finished_deleting(&n.rt, &obj) {
-            return Ok(Change::Delete);
+            return Ok(Change::Delete(Some(obj)));
         }
         Ok(Change::Put(obj))
     })
@@ -219,6 +231,18 @@ mod tests {
         assert_eq!(plan(&nodes), vec![Action::DropOwners { uid: "p1".into(), owners: ["rs1".to_string()].into() }]);
         let alone: HashMap<_, _> = [node("ReplicaSet", "rs1", &[], Some(ORPHAN))].into_iter().collect();
         assert_eq!(plan(&alone), vec![Action::Release { uid: "rs1".into(), finalizer: ORPHAN }]);
+    }
+
+    #[test]
+    fn a_live_second_owner_keeps_a_dependent_of_a_foreground_owner() {
+        let nodes: HashMap<_, _> = [
+            node("ReplicaSet", "rs1", &[], Some(FOREGROUND)),
+            node("ReplicaSet", "rs2", &[], None),
+            node("Pod", "p1", &[("rs1", true), ("rs2", true)], None),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(plan(&nodes), vec![Action::DropOwners { uid: "p1".into(), owners: ["rs1".to_string()].into() }]);
     }
 
     #[test]

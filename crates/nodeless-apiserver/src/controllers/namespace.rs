@@ -41,6 +41,7 @@ fn concerns_namespaces(e: &nodeless_store::WatchEvent) -> bool {
 }
 
 async fn reconcile(api: &Api) -> Result<(), StatusError> {
+    ensure_builtin(api).await?;
     let rt = api.registry.lookup("", "v1", "namespaces").ok_or_else(|| StatusError::internal("namespaces are not served"))?;
     let namespaces = api.list(&rt, None, &ListQuery { resource_version: Some("0".into()), ..Default::default() }).await?;
     for ns in namespaces.items {

@@ -7,6 +7,8 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 
 pub const FOREGROUND: &str = "foregroundDeletion";
+/// Namespaces every cluster relies on, which upstream's lifecycle admission protects.
+const PROTECTED_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public"];
 pub const ORPHAN: &str = "orphan";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,6 +94,9 @@ pub fn finished_deleting(rt: &ResourceType, obj: &Value) -> bool {
 
 impl Api {
     pub async fn delete(&self, rt: &ResourceType, ns: Option<&str>, name: &str, opts: &DeleteOptions) -> Result<DeleteOutcome, StatusError> {
+        if rt.group.is_empty() && rt.kind == "Namespace" && PROTECTED_NAMESPACES.contains(&name) {
+            return Err(StatusError::forbidden("", "namespaces", name, "this namespace may not be deleted"));
+        }
         let key = rt.key(ns, name);
         let mut pending = false;
         let mut dry = None;
@@ -168,7 +173,7 @@ fn plan_delete(rt: &ResourceType, cur: &Value, opts: &DeleteOptions) -> (Change,
     let deleting = meta::deletion_timestamp(&obj).is_some();
     let is_namespace = rt.group.is_empty() && rt.kind == "Namespace";
     if finalizers.is_empty() && grace == 0 && !is_namespace {
-        return (Change::Delete, false);
+        return (Change::Delete(None), false);
     }
     // Start (or shorten) graceful deletion.
     if !deleting || existing_grace.is_some_and(|g| grace < g) {
@@ -183,7 +188,7 @@ fn plan_delete(rt: &ResourceType, cur: &Value, opts: &DeleteOptions) -> (Change,
         changed = true;
     }
     if is_namespace && finished_deleting(rt, &obj) {
-        return (Change::Delete, false);
+        return (Change::Delete(None), false);
     }
     (if changed { Change::Put(obj) } else { Change::Unchanged }, true)
 }

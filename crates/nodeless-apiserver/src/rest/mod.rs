@@ -16,7 +16,7 @@ pub use write::{FieldValidation, Outcome, WriteOptions};
 
 use crate::registry::Registry;
 use nodeless_core::resource::ResourceType;
-use nodeless_core::StatusError;
+use nodeless_core::{meta, StatusError};
 use nodeless_store::{Backend, Cache, CacheError, CachedObject, KeyValue, Mutation, Precondition, Revision, StoreError, Txn, TxnResult};
 use serde_json::Value;
 use std::sync::Arc;
@@ -32,7 +32,9 @@ pub struct Api {
 /// What a read-modify-write step decided.
 pub enum Change {
     Put(Value),
-    Delete,
+    /// Remove the key. `Some` is the state to report (an update that removed the last
+    /// finalizer returns the updated object); `None` reports the last stored state.
+    Delete(Option<Value>),
     Unchanged,
 }
 
@@ -76,10 +78,14 @@ impl Api {
             let Some((cur, rev)) = current.take() else {
                 return Err(StatusError::not_found(&rt.group, &rt.plural, name));
             };
+            let mut last_state = None;
             let mutation = match f(&cur)? {
                 Change::Unchanged => return Ok((cur, false)),
                 Change::Put(v) => Mutation::Put(encode(&v)?),
-                Change::Delete => Mutation::Delete,
+                Change::Delete(state) => {
+                    last_state = state;
+                    Mutation::Delete
+                }
             };
             let deleting = mutation == Mutation::Delete;
             let txn = Txn { key: key.into(), precondition: Precondition::ModRevision(rev), mutation };
@@ -87,7 +93,13 @@ impl Api {
                 TxnResult::Committed { revision, kv, prev } => {
                     if deleting {
                         self.wait(revision).await?;
-                        let last = prev.map(|p| decode_kv(&p, revision)).unwrap_or(cur);
+                        let last = match last_state {
+                            Some(mut v) => {
+                                meta::set_str(&mut v, "resourceVersion", revision.to_string());
+                                Arc::new(v)
+                            }
+                            None => prev.map(|p| decode_kv(&p, revision)).unwrap_or(cur),
+                        };
                         return Ok((last, true));
                     }
                     return self.settle(revision, kv, key).await.map(|v| (v, true));
@@ -157,8 +169,11 @@ pub fn cache_error(e: CacheError) -> StatusError {
             "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.",
         ),
         CacheError::TooNew { requested, current } => {
-            let mut e = StatusError::new(504, "Timeout", format!("Too large resource version: {requested}, current: {current}"));
-            e.details = Some(nodeless_core::status::Details { retry_after_seconds: Some(1), ..Default::default() });
+            let message = format!("Too large resource version: {requested}, current: {current}");
+            let mut e = StatusError::new(504, "Timeout", message.clone());
+            // client-go recognises this case by the cause, not the message.
+            let cause = nodeless_core::status::Cause { reason: "ResourceVersionTooLarge".into(), message, field: String::new() };
+            e.details = Some(nodeless_core::status::Details { retry_after_seconds: Some(1), causes: vec![cause], ..Default::default() });
             e
         }
         CacheError::Store(s) => store_error(s),

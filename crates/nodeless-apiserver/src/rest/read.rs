@@ -119,7 +119,8 @@ impl Api {
     /// Makes the cache at least as new as the request's resourceVersion semantics demand.
     async fn wait_for_read(&self, q: &ListQuery) -> Result<(), StatusError> {
         match (q.resource_version.as_deref(), q.resource_version_match.as_deref()) {
-            (None, _) => {
+            (None, Some(_)) => Err(StatusError::bad_request("resourceVersionMatch is forbidden unless resourceVersion is provided")),
+            (None, None) => {
                 // A consistent read: everything committed before the request is visible.
                 let rev = self.backend().current_revision().await.map_err(store_error)?;
                 self.cache.wait_for(rev).await.map_err(cache_error)
@@ -127,6 +128,9 @@ impl Api {
             (Some("0"), _) => Ok(()),
             (Some(rv), Some("Exact")) => {
                 let rev = parse_rv(rv)?;
+                if rev > self.cache.revision() {
+                    return self.cache.wait_for(rev).await.map_err(cache_error);
+                }
                 if rev != self.cache.revision() {
                     return Err(StatusError::gone(format!(
                         "too old resource version: {rev} ({}); exact reads of past versions are not served",

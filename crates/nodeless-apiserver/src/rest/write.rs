@@ -73,10 +73,13 @@ impl Api {
         self.validate(rt, &obj, None)?;
         self.admit_namespace(rt, &obj)?;
         let name = meta::name(&obj).unwrap_or_default().to_string();
+        let key = rt.key(meta::namespace(&obj), &name);
         if opts.dry_run {
+            if self.cache.get(&key).is_some() {
+                return Err(StatusError::already_exists(&rt.group, &rt.plural, &name));
+            }
             return Ok(Outcome { object: Arc::new(obj), warnings, created: true });
         }
-        let key = rt.key(meta::namespace(&obj), &name);
         let object = self.insert(rt, &key, &name, &obj).await?;
         Ok(Outcome { object, warnings, created: true })
     }
@@ -183,7 +186,7 @@ impl Api {
                     return Ok(Change::Unchanged);
                 }
                 if super::delete::finished_deleting(rt, &new) {
-                    return Ok(Change::Delete);
+                    return Ok(Change::Delete(Some(new)));
                 }
                 Ok(Change::Put(new))
             })
