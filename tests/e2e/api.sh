@@ -92,6 +92,8 @@ expect_output "malformed JSON is a 400" "^400$" curl -sk -o /dev/null -w '%{http
 expect_output "wrong type is a 400 naming the field" "replicas" curl -sk -H "Authorization: Bearer $(cat "$DIR/pki/admin.token")" -H 'Content-Type: application/json' -d '{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"t"},"spec":{"replicas":"two"}}' "https://127.0.0.1:$PORT/apis/apps/v1/namespaces/default/deployments"
 head -c 3200000 /dev/zero | tr '\0' 'a' | python3 -c 'import sys,json; print(json.dumps({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"huge"},"data":{"a":sys.stdin.read()}}))' >"$WORK/huge.json"
 expect_output "bodies over 3 MiB get 413" "^413$" curl -sk -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $(cat "$DIR/pki/admin.token")" -H 'Content-Type: application/json' --data-binary @"$WORK/huge.json" "https://127.0.0.1:$PORT/api/v1/namespaces/default/configmaps"
+head -c 2000000 /dev/zero | tr '\0' 'a' | python3 -c 'import sys,json; print(json.dumps({"apiVersion":"apps/v1","kind":"ControllerRevision","metadata":{"name":"big"},"revision":1,"data":{"a":sys.stdin.read()}}))' >"$WORK/big.json"
+expect_output "objects over the store limit get a clear 413" "too large to store" curl -sk -H "Authorization: Bearer $(cat "$DIR/pki/admin.token")" -H 'Content-Type: application/json' --data-binary @"$WORK/big.json" "https://127.0.0.1:$PORT/apis/apps/v1/namespaces/default/controllerrevisions"
 expect_output "unknown resource is a 404" "^404$" curl -sk -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $(cat "$DIR/pki/admin.token")" "https://127.0.0.1:$PORT/api/v1/widgets"
 
 echo "== optimistic concurrency and dry run"
