@@ -29,6 +29,17 @@ pub fn validate(spec: &InstanceSpec) -> Result<(), EngineError> {
             spec.id
         ));
     }
+    let hostname_ok = spec.hostname.len() <= 63
+        && spec
+            .hostname
+            .split('.')
+            .all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
+    if !hostname_ok {
+        return invalid(format!(
+            "hostname {:?} is not a valid host name",
+            spec.hostname
+        ));
+    }
     if spec.containers.is_empty() {
         return invalid("an instance needs at least one container".into());
     }
@@ -511,6 +522,15 @@ pub(crate) fn resolv_conf(spec: &InstanceSpec, host: &str) -> String {
 mod tests {
     use super::*;
     use crate::instance::spec::{VolumeFile, VolumeMount, VolumeSpec};
+
+    #[test]
+    fn hostnames_that_are_not_host_names_are_invalid() {
+        let mut spec = InstanceSpec::single("i1", "web", "busybox");
+        spec.hostname = "bad host".into();
+        assert!(validate(&spec).is_err());
+        spec.hostname = "web-0.svc".into();
+        assert!(validate(&spec).is_ok());
+    }
 
     #[test]
     fn duplicate_container_names_are_invalid() {

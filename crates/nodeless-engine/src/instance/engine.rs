@@ -284,6 +284,8 @@ pub(crate) struct Inner {
     /// Probe results per (instance, container): (ready, started).
     pub(crate) probe_state: Mutex<HashMap<(String, String), ProbeResult>>,
     pub(crate) tasks: Mutex<HashMap<String, Vec<tokio::task::JoinHandle<()>>>>,
+    /// A background sweep of the trash directory is running.
+    pub(crate) sweeping: std::sync::atomic::AtomicBool,
 }
 
 impl Drop for Inner {
@@ -314,6 +316,7 @@ impl LocalEngine {
                 events,
                 probe_state: Mutex::new(HashMap::new()),
                 tasks: Mutex::new(HashMap::new()),
+                sweeping: std::sync::atomic::AtomicBool::new(false),
             }),
         })
     }

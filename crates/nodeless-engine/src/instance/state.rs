@@ -100,6 +100,11 @@ pub fn instances_dir(root: &Path) -> PathBuf {
     root.join("instances")
 }
 
+/// Where removed instances' files wait to be deleted.
+pub fn trash_dir(root: &Path) -> PathBuf {
+    root.join("trash")
+}
+
 /// The ids of all instance directories.
 pub fn list_ids(root: &Path) -> Vec<String> {
     let mut ids: Vec<String> = std::fs::read_dir(instances_dir(root))

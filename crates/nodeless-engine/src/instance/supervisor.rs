@@ -221,7 +221,8 @@ impl Supervisor {
         let runtime_log = c.bundle.join("runtime.log");
         let _ = std::fs::remove_file(&runtime_log);
         let created = {
-            let mut cmd = rt.create(&c.runtime_id, &c.bundle, &pid_file);
+            // One invocation instead of create + start: a runtime start costs a process exec.
+            let mut cmd = rt.run_detached(&c.runtime_id, &c.bundle, &pid_file);
             insert_log_flag(&mut cmd, rt, &runtime_log);
             cmd.stdout(Stdio::from(out_w)).stderr(Stdio::from(err_w));
             self.reaper.status(&mut cmd)
@@ -236,7 +237,7 @@ impl Supervisor {
             Ok((code, _)) => {
                 return start_error(
                     runtime_error(&runtime_log)
-                        .unwrap_or_else(|| format!("{} create exited with {code}", rt.kind)),
+                        .unwrap_or_else(|| format!("{} run exited with {code}", rt.kind)),
                 )
             }
             Err(e) => return start_error(format!("cannot run {}: {e}", rt.path.display())),
@@ -245,14 +246,6 @@ impl Supervisor {
             .ok()
             .and_then(|s| s.trim().parse().ok())
             .unwrap_or(0);
-        match self.reaper.stderr(&mut rt.start(&c.runtime_id)) {
-            Ok(((0, _), _)) => {}
-            Ok((_, stderr)) => {
-                let _ = self.quiet(rt.delete(&c.runtime_id, true));
-                return start_error(stderr);
-            }
-            Err(e) => return start_error(format!("cannot run {}: {e}", rt.path.display())),
-        }
         let started_at = Utc::now();
         if let Ok(next) = status.state.apply(ContainerEvent::Started {
             pid,

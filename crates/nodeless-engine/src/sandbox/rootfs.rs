@@ -101,18 +101,31 @@ impl Mounter for HostMounter {
         if is_mounted(target) {
             return Ok(());
         }
-        let data = cstring(&options)?;
-        rustix::mount::mount(
-            "overlay",
-            target,
-            "overlay",
-            MountFlags::empty(),
-            Some(data.as_c_str()),
-        )
-        .map_err(|e| RootfsError::Mount {
-            target: target.to_path_buf(),
-            source: e.into(),
-        })
+        // volatile: a container's writable layer needs no durability, and skipping the
+        // upper filesystem's syncs makes unmounting cheap. Kernels before 5.10 lack it.
+        let volatile = cstring(&format!("{options},volatile"))?;
+        let plain = cstring(&options)?;
+        let mount = |data: &std::ffi::CStr| {
+            rustix::mount::mount(
+                "overlay",
+                target,
+                "overlay",
+                MountFlags::empty(),
+                Some(data),
+            )
+        };
+        mount(volatile.as_c_str())
+            .or_else(|e| {
+                if e == rustix::io::Errno::INVAL {
+                    mount(plain.as_c_str())
+                } else {
+                    Err(e)
+                }
+            })
+            .map_err(|e| RootfsError::Mount {
+                target: target.to_path_buf(),
+                source: e.into(),
+            })
     }
 
     fn mount_tmpfs(&self, target: &Path, size_bytes: Option<u64>) -> Result<(), RootfsError> {

@@ -173,6 +173,20 @@ impl RuntimeBinary {
         cmd
     }
 
+    /// `run --detach`: create and start in one runtime invocation; the container's stdio are
+    /// the command's, and its init outlives the command.
+    pub fn run_detached(&self, id: &str, bundle: &Path, pid_file: &Path) -> Command {
+        let mut cmd = self.command();
+        cmd.arg("run")
+            .arg("--detach")
+            .arg("--bundle")
+            .arg(bundle)
+            .arg("--pid-file")
+            .arg(pid_file)
+            .arg(id);
+        cmd
+    }
+
     pub fn start(&self, id: &str) -> Command {
         let mut cmd = self.command();
         cmd.arg("start").arg(id);

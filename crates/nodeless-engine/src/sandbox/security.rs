@@ -145,6 +145,10 @@ pub fn capabilities(add: &[String], drop: &[String]) -> Result<LinuxCapabilities
         .bounding(set.clone())
         .effective(set.clone())
         .permitted(set)
+        // Nothing inheritable or ambient: a non-root process must not gain capabilities by
+        // exec (the builder's defaults would give it three).
+        .inheritable(Capabilities::new())
+        .ambient(Capabilities::new())
         .build()
         .map_err(|e| SecurityError::Build(e.to_string()))
 }
@@ -238,6 +242,13 @@ mod tests {
         let bounding = caps.bounding().as_ref().expect("bounding set");
         assert_eq!(bounding.len(), DEFAULT_CAPABILITIES.len());
         assert!(!bounding.contains(&Capability::SysAdmin));
+    }
+
+    #[test]
+    fn no_capability_is_inheritable_or_ambient() {
+        let caps = capabilities(&["NET_ADMIN".into()], &[]).expect("builds");
+        assert!(caps.inheritable().as_ref().is_some_and(|c| c.is_empty()));
+        assert!(caps.ambient().as_ref().is_some_and(|c| c.is_empty()));
     }
 
     #[test]

@@ -178,7 +178,7 @@ pub async fn wait_for(
             start.elapsed() < limit,
             "timed out waiting; last status: {st:#?}"
         );
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(Duration::from_millis(3)).await;
     }
 }
 
