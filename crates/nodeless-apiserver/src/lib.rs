@@ -14,6 +14,7 @@ pub mod pki;
 pub mod registry;
 pub mod request;
 pub mod respond;
+mod reviews;
 pub mod rest;
 pub mod server;
 pub mod services;

@@ -103,6 +103,7 @@ struct Def {
     status: bool,
     scale: bool,
     spec_generation: bool,
+    create_only: bool,
 }
 
 const fn def(group: &'static str, version: &'static str, kind: &'static str, plural: &'static str) -> Def {
@@ -117,6 +118,7 @@ const fn def(group: &'static str, version: &'static str, kind: &'static str, plu
         status: false,
         scale: false,
         spec_generation: false,
+        create_only: false,
     }
 }
 
@@ -139,6 +141,12 @@ impl Def {
     }
     const fn scale(mut self) -> Self {
         self.scale = true;
+        self
+    }
+    /// A review: answered on create, never stored (e.g. SelfSubjectAccessReview).
+    const fn review(mut self) -> Self {
+        self.create_only = true;
+        self.namespaced = false;
         self
     }
     /// The object has a spec: changes to it bump metadata.generation.
@@ -191,6 +199,9 @@ const BUILTINS: &[Def] = &[
     def("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings").cluster(),
     def("rbac.authorization.k8s.io", "v1", "Role", "roles"),
     def("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings"),
+    def("authorization.k8s.io", "v1", "SelfSubjectAccessReview", "selfsubjectaccessreviews").review(),
+    def("authorization.k8s.io", "v1", "SelfSubjectRulesReview", "selfsubjectrulesreviews").review(),
+    def("authentication.k8s.io", "v1", "SelfSubjectReview", "selfsubjectreviews").review(),
 ];
 
 fn from_def(d: &Def) -> ResourceType {
@@ -212,7 +223,7 @@ fn from_def(d: &Def) -> ResourceType {
         has_status: d.status,
         scale,
         has_spec_generation: d.spec_generation,
-        verbs: ALL_VERBS.iter().map(|s| s.to_string()).collect(),
+        verbs: if d.create_only { vec!["create".to_string()] } else { ALL_VERBS.iter().map(|s| s.to_string()).collect() },
         custom: false,
     }
 }
