@@ -15,6 +15,8 @@ expect_output "kubectl api-resources lists deployments" "deployments +deploy +ap
 expect_output "version is served" "Server Version: v1.32" K version
 expect_output "requests without credentials get 401" "^401$" curl -sk -o /dev/null -w '%{http_code}' "https://127.0.0.1:$PORT/api/v1/namespaces"
 expect_output "explain reads the OpenAPI document" "maxSurge" K explain deployment.spec.strategy.rollingUpdate
+expect_output "auth can-i answers for the admin" "^yes$" K auth can-i create deployments
+expect_output "auth whoami names the admin" "nodeless-admin" K auth whoami
 
 echo "== create, get, list with selectors"
 check "create a namespace" K create namespace team-a
