@@ -205,20 +205,17 @@ impl LocalEngine {
         }
     }
 
-    /// Deletes what removals moved aside, in the background; at most one sweep at a time.
-    /// What a process exit interrupts, the next sweep finishes.
+    /// Deletes what removals moved aside, on a background thread; at most one sweep at a time.
+    /// A plain thread rather than a blocking task, so that a short-lived process (the CLI)
+    /// exits without waiting for it: what an exit interrupts, the next sweep finishes.
     pub(crate) fn empty_trash(&self) {
         use std::sync::atomic::Ordering;
         if self.inner.sweeping.swap(true, Ordering::AcqRel) {
             return;
         }
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            self.inner.sweeping.store(false, Ordering::Release);
-            return;
-        };
         let trash = state::trash_dir(&self.inner.cfg.root);
         let inner = std::sync::Arc::downgrade(&self.inner);
-        let _ = runtime.spawn_blocking(move || {
+        let sweep = move || {
             loop {
                 let entries: Vec<_> = std::fs::read_dir(&trash)
                     .map(|rd| rd.flatten().map(|e| e.path()).collect())
@@ -231,18 +228,25 @@ impl LocalEngine {
                 }
             }
             if let Some(inner) = inner.upgrade() {
-                inner
-                    .sweeping
-                    .store(false, std::sync::atomic::Ordering::Release);
+                inner.sweeping.store(false, Ordering::Release);
             }
-        });
+        };
+        if std::thread::Builder::new()
+            .name("nodeless-trash".into())
+            .spawn(sweep)
+            .is_err()
+        {
+            self.inner.sweeping.store(false, Ordering::Release);
+        }
     }
 
     /// Adopts instances whose supervisor still runs, marks the containers of dead supervisors
     /// as exited, removes half-created instances and kills runtime containers nobody owns.
     pub async fn recover(&self) -> Result<RecoveryReport, EngineError> {
         let mut report = RecoveryReport::default();
-        self.empty_trash();
+        // Finish what interrupted background sweeps left (a CLI process exits mid-sweep).
+        let trash = state::trash_dir(&self.inner.cfg.root);
+        let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(trash)).await;
         let mut live_ids = HashSet::new();
         let mut live_containers = HashSet::new();
         for id in state::list_ids(&self.inner.cfg.root) {
