@@ -43,7 +43,7 @@ pub enum RuntimeCommand {
     /// Remove an image.
     Rmi { image: String },
     /// Run a container in a new instance.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// List instances (running ones; -a for all).
     Ps {
         #[arg(short, long)]
@@ -189,7 +189,7 @@ pub async fn run(args: RuntimeArgs) -> anyhow::Result<i32> {
             println!("{image}");
             Ok(0)
         }
-        RuntimeCommand::Run(run) => run_instance(&ctx, run).await,
+        RuntimeCommand::Run(run) => run_instance(&ctx, *run).await,
         RuntimeCommand::Ps { all } => ps(&ctx, all).await,
         RuntimeCommand::Logs {
             follow,
