@@ -9,9 +9,23 @@
 //! - [`state`]: the on-disk layout under `ROOT/instances/<id>/`.
 //! - [`deps`]: the traits in front of images and networking.
 //!
-//! Contract notes for the image and network owners: the engine uses `ImageService::ensure`
-//! (layers lowest first, config entrypoint/cmd/env/workingDir/user/stopSignal) and
-//! `Network::{attach, detach, cleanup_orphans}` + `connect_in_netns` through `adapters.rs`.
+//! Using it (host agent):
+//! ```ignore
+//! let images = ImageService::open(&root.join("images"), registry)?;
+//! let net = Network::new(NetworkConfig::new(root.join("network")))?;
+//! let engine = LocalEngine::open(EngineParts::host(EngineConfig::new(root), Arc::new(images), Arc::new(net)))?;
+//! engine.recover().await?;            // adopt running instances, clean orphans (once, at start)
+//! engine.watch(Duration::from_millis(500)); // status-file changes become InstanceEvents
+//! let mut events = engine.events();
+//! engine.create(spec).await?;         // returns once the supervisor runs; containers start behind it
+//! ```
+//! `EngineConfig::shim_command` defaults to `<current exe> shim`: the binary must hand
+//! `shim <config>` to [`crate::shim_main`] before starting an async runtime.
+//!
+//! Behaviours to know: a restarted container keeps its writable layer (the kubelet gives a
+//! fresh one); containers of an instance share the network namespace, hostname and /etc
+//! files but not IPC; under runsc each container is its own sandbox in the instance's
+//! namespace (runsc `--network=host` inside it, see `sandbox::runtime`).
 
 mod adapters;
 mod create;
