@@ -1,5 +1,6 @@
 //! The `nodeless` command: parses flags, builds the parts, and runs them.
 
+mod runtime_cli;
 mod up;
 
 use clap::{Parser, Subcommand};
@@ -18,6 +19,11 @@ enum Command {
     Up(up::UpArgs),
     /// Run only the API server.
     Apiserver(up::UpArgs),
+    /// Operate this host's instance engine: images, instances, logs, exec.
+    Runtime(runtime_cli::RuntimeArgs),
+    /// The per-instance supervisor the engine starts (internal).
+    #[command(hide = true)]
+    Shim { config: std::ffi::OsString },
 }
 
 fn main() -> std::process::ExitCode {
@@ -28,6 +34,10 @@ fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    if let Command::Shim { config } = cli.command {
+        // Synchronous and without the async runtime: it must stay small and outlive us.
+        return std::process::ExitCode::from(nodeless_engine::shim_main(vec![config]).clamp(0, 255) as u8);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
@@ -38,6 +48,8 @@ fn main() -> std::process::ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Up(args) | Command::Apiserver(args) => up::run(args).await,
+            Command::Runtime(args) => runtime_cli::run(args).await.map(|code| code.clamp(0, 255) as u8),
+            Command::Shim { .. } => Ok(2),
         }
     });
     match result {
