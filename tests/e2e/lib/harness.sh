@@ -78,3 +78,30 @@ summary() {
   echo "$PASSED passed, $FAILED failed"
   [ "$FAILED" -eq 0 ]
 }
+
+# start_registry DIR PORT: Debian's docker-registry on 127.0.0.1:PORT with storage in DIR.
+start_registry() {
+  local dir=$1 port=$2
+  mkdir -p "$dir/storage"
+  cat >"$dir/config.yml" <<YAML
+version: 0.1
+log: {level: error}
+storage:
+  filesystem: {rootdirectory: $dir/storage}
+  delete: {enabled: true}
+http:
+  addr: 127.0.0.1:$port
+YAML
+  docker-registry serve "$dir/config.yml" >"$dir/registry.log" 2>&1 &
+  REGISTRY_PID=$!
+  for _ in $(seq 1 100); do
+    curl -sf "http://127.0.0.1:$port/v2/" >/dev/null && return 0
+    sleep 0.05
+  done
+  echo "the registry did not start"; cat "$dir/registry.log"; return 1
+}
+
+stop_registry() {
+  [ -n "${REGISTRY_PID:-}" ] && kill "$REGISTRY_PID" 2>/dev/null && wait "$REGISTRY_PID" 2>/dev/null
+  REGISTRY_PID=
+}
