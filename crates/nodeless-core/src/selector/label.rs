@@ -1,10 +1,10 @@
 //! Label selectors: the `labelSelector` query syntax (`a=b,c in (d,e),!f`) and
 //! `metav1.LabelSelector` objects (`matchLabels` + `matchExpressions`), matched against labels.
 
-use super::validate::{label_key_errors, label_value_errors};
 use super::SelectorError;
 use crate::field::FieldError;
 use crate::status::render_errors;
+use crate::validation::names::{is_qualified_name, is_valid_label_value};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -58,7 +58,7 @@ impl Requirement {
         values: Vec<String>,
     ) -> Result<Self, Vec<FieldError>> {
         let mut errs = Vec::new();
-        let key_errs = label_key_errors(key);
+        let key_errs = is_qualified_name(key);
         if !key_errs.is_empty() {
             errs.push(FieldError::invalid("key", key, key_errs.join("; ")));
         }
@@ -106,7 +106,7 @@ impl Requirement {
             _ => {}
         }
         for (i, v) in values.iter().enumerate() {
-            let value_errs = label_value_errors(v);
+            let value_errs = is_valid_label_value(v);
             if !value_errs.is_empty() {
                 errs.push(FieldError::invalid(
                     format!("values[{i}][{key}]"),

@@ -6,7 +6,6 @@
 
 pub mod field;
 pub mod label;
-mod validate;
 
 pub use field::FieldSelector;
 pub use label::{LabelSelector, Operator, Requirement};

@@ -383,6 +383,18 @@ mod tests {
     }
 
     #[test]
+    fn bad_name_part_characters_are_reported_like_upstream() {
+        assert_eq!(
+            is_qualified_name("-a"),
+            vec![
+                "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an \
+                 alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is \
+                 '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')"
+            ]
+        );
+    }
+
+    #[test]
     fn label_values_may_be_empty() {
         assert!(is_valid_label_value("").is_empty());
         assert!(is_valid_label_value("v1.2_3").is_empty());

@@ -102,7 +102,7 @@ fn key_and_inferred_operator(p: &mut Parser) -> Result<(String, Option<Operator>
     if tok != Token::Identifier {
         return Err(format!("found '{lit}', expected: identifier"));
     }
-    let key_errs = super::label_key_errors(&lit);
+    let key_errs = super::is_qualified_name(&lit);
     if !key_errs.is_empty() {
         // Upstream validates here with a nil field path, which prints as `<nil>`.
         return Err(FieldError::invalid("<nil>", lit.as_str(), key_errs.join("; ")).to_string());
