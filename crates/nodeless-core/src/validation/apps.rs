@@ -59,7 +59,7 @@ fn replica_set_like(spec: &Value, path: &Path, owner: &str) -> ErrorList {
     let sel_path = path.child("selector");
     let selection = match as_selection(field(spec, "selector")) {
         Ok(s) => s,
-        Err(()) => {
+        Err(_) => {
             errs.push(invalid_rendered(
                 &sel_path,
                 label_selector(field(spec, "selector")),
@@ -222,7 +222,7 @@ pub(crate) fn validate_stateful_set(obj: &Value) -> ErrorList {
     }
     errs.extend(validate_workload_selector(spec, &path, "statefulset", true));
     match as_selection(field(spec, "selector")) {
-        Err(()) => errs.push(invalid_rendered(
+        Err(_) => errs.push(invalid_rendered(
             path.child("selector"),
             label_selector(field(spec, "selector")),
             "",

@@ -1,136 +1,16 @@
 //! Label selectors as validation needs them: checking a `metav1.LabelSelector` and matching
-//! it against a template's labels.
-//!
-//! Kept private to validation on purpose (the general selector module is separate work); it
-//! only understands the structured `matchLabels`/`matchExpressions` form.
+//! it against a template's labels (matching itself is `crate::selector`'s).
 
 use super::names;
 use super::render::{invalid_rendered, label_selector};
 use crate::field::{ErrorList, FieldError, Path};
+use crate::selector::{LabelSelector, SelectorError};
 use serde_json::Value;
 
-/// What a (possibly absent) selector selects.
-#[derive(Debug, PartialEq)]
-pub(crate) enum Selection {
-    /// No selector at all: matches nothing (upstream's `labels.Nothing()`).
-    Nothing,
-    /// `{}`: matches everything, and counts as "empty".
-    Everything,
-    Requirements(Vec<Requirement>),
-}
-
-#[derive(Debug, PartialEq)]
-pub(crate) struct Requirement {
-    key: String,
-    op: Op,
-    values: Vec<String>,
-}
-
-#[derive(Debug, PartialEq, Clone, Copy)]
-enum Op {
-    In,
-    NotIn,
-    Exists,
-    DoesNotExist,
-}
-
-impl Selection {
-    pub(crate) fn is_empty(&self) -> bool {
-        matches!(self, Selection::Everything)
-    }
-
-    pub(crate) fn matches(&self, labels: Option<&Value>) -> bool {
-        match self {
-            Selection::Nothing => false,
-            Selection::Everything => true,
-            Selection::Requirements(reqs) => reqs.iter().all(|r| r.matches(labels)),
-        }
-    }
-}
-
-impl Requirement {
-    fn matches(&self, labels: Option<&Value>) -> bool {
-        let value = labels
-            .and_then(|l| l.get(&self.key))
-            .and_then(Value::as_str);
-        match (self.op, value) {
-            (Op::In, Some(v)) => self.values.iter().any(|x| x == v),
-            (Op::In, None) => false,
-            (Op::NotIn, Some(v)) => !self.values.iter().any(|x| x == v),
-            (Op::NotIn, None) => true,
-            (Op::Exists, v) => v.is_some(),
-            (Op::DoesNotExist, v) => v.is_none(),
-        }
-    }
-}
-
-/// Converts a selector the way `metav1.LabelSelectorAsSelector` does; `Err` when any part
-/// is malformed (the caller reports that in its own words).
-pub(crate) fn as_selection(sel: Option<&Value>) -> Result<Selection, ()> {
-    let Some(sel) = sel.filter(|v| !v.is_null()) else {
-        return Ok(Selection::Nothing);
-    };
-    let sel = sel.as_object().ok_or(())?;
-    let mut reqs = Vec::new();
-    if let Some(ml) = sel.get("matchLabels") {
-        for (k, v) in ml.as_object().ok_or(())? {
-            let v = v.as_str().ok_or(())?;
-            if !names::is_qualified_name(k).is_empty() || !names::is_valid_label_value(v).is_empty()
-            {
-                return Err(());
-            }
-            reqs.push(Requirement {
-                key: k.clone(),
-                op: Op::In,
-                values: vec![v.to_string()],
-            });
-        }
-    }
-    if let Some(exprs) = sel.get("matchExpressions") {
-        for e in exprs.as_array().ok_or(())? {
-            reqs.push(requirement(e)?);
-        }
-    }
-    if reqs.is_empty() {
-        return Ok(Selection::Everything);
-    }
-    Ok(Selection::Requirements(reqs))
-}
-
-fn requirement(e: &Value) -> Result<Requirement, ()> {
-    let key = e.get("key").and_then(Value::as_str).ok_or(())?;
-    let values: Vec<String> = match e.get("values") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(v) => v
-            .as_array()
-            .ok_or(())?
-            .iter()
-            .map(|x| x.as_str().map(String::from))
-            .collect::<Option<_>>()
-            .ok_or(())?,
-    };
-    let op = match e.get("operator").and_then(Value::as_str) {
-        Some("In") => Op::In,
-        Some("NotIn") => Op::NotIn,
-        Some("Exists") => Op::Exists,
-        Some("DoesNotExist") => Op::DoesNotExist,
-        _ => return Err(()),
-    };
-    let needs_values = matches!(op, Op::In | Op::NotIn);
-    if needs_values == values.is_empty() || !names::is_qualified_name(key).is_empty() {
-        return Err(());
-    }
-    if values
-        .iter()
-        .any(|v| !names::is_valid_label_value(v).is_empty())
-    {
-        return Err(());
-    }
-    Ok(Requirement {
-        key: key.to_string(),
-        op,
-        values,
-    })
+/// Converts a selector the way `metav1.LabelSelectorAsSelector` does: absent matches nothing,
+/// `{}` everything; `Err` when any part is malformed (the caller reports that in its own words).
+pub(crate) fn as_selection(sel: Option<&Value>) -> Result<LabelSelector, SelectorError> {
+    LabelSelector::from_json(sel.unwrap_or(&Value::Null))
 }
 
 /// `ValidateLabelSelector`: field errors for a selector's labels and expressions.
@@ -229,14 +109,14 @@ pub(crate) fn validate_workload_selector(
 
 /// `spec.template.metadata.labels: Invalid value: map[...]: `selector` does not match template `labels``.
 pub(crate) fn template_mismatch(
-    selection: &Selection,
+    selection: &LabelSelector,
     template: Option<&Value>,
     template_path: &Path,
 ) -> Option<FieldError> {
     let labels = template
         .and_then(|t| t.get("metadata"))
         .and_then(|m| m.get("labels"));
-    if selection.is_empty() || selection.matches(labels) {
+    if selection.is_empty() || selection.matches(&crate::meta::string_map(labels)) {
         return None;
     }
     Some(invalid_rendered(
@@ -253,7 +133,7 @@ mod tests {
 
     #[test]
     fn absent_selector_matches_nothing_and_empty_matches_everything() {
-        assert_eq!(as_selection(None), Ok(Selection::Nothing));
+        assert!(as_selection(None).expect("valid").matches_nothing());
         assert!(as_selection(Some(&json!({}))).expect("valid").is_empty());
     }
 
@@ -264,9 +144,10 @@ mod tests {
             {"key": "canary", "operator": "DoesNotExist"}
         ]});
         let s = as_selection(Some(&sel)).expect("valid");
-        assert!(s.matches(Some(&json!({"app": "web", "tier": "fe"}))));
-        assert!(!s.matches(Some(&json!({"app": "web", "tier": "db"}))));
-        assert!(!s.matches(Some(&json!({"app": "web", "canary": "1"}))));
+        let labels = |v: Value| crate::meta::string_map(Some(&v));
+        assert!(s.matches(&labels(json!({"app": "web", "tier": "fe"}))));
+        assert!(!s.matches(&labels(json!({"app": "web", "tier": "db"}))));
+        assert!(!s.matches(&labels(json!({"app": "web", "canary": "1"}))));
     }
 
     #[test]
