@@ -233,7 +233,9 @@ fn is_duration(s: &str) -> bool {
     is_go_duration(s) || is_loose_duration(s)
 }
 
-fn is_go_duration(s: &str) -> bool {
+/// Go's `time.ParseDuration` grammar: `[-+]?(\d*\.?\d+unit)+`, or a bare `0` (also what
+/// CronJob's `@every` descriptor accepts).
+pub(crate) fn is_go_duration(s: &str) -> bool {
     let s = s.strip_prefix(['+', '-']).unwrap_or(s);
     if s == "0" {
         return true;

@@ -19,6 +19,8 @@ pub use defaults::apply_defaults;
 pub use prune::prune;
 pub use validate::validate;
 
+pub(crate) use format::is_go_duration;
+
 use regex::Regex;
 use serde_json::Value;
 

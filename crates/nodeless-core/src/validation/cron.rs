@@ -93,43 +93,13 @@ fn parse_descriptor(spec: &str) -> Result<(), String> {
             Ok(())
         }
         _ => match spec.strip_prefix("@every ") {
-            Some(d) if go_duration_ok(d) => Ok(()),
+            Some(d) if crate::schema::is_go_duration(d) => Ok(()),
             Some(d) => Err(format!(
                 "failed to parse duration {spec}: time: invalid duration \"{d}\""
             )),
             None => Err(format!("unrecognized descriptor: {spec}")),
         },
     }
-}
-
-/// Go's `time.ParseDuration` grammar: `[-+]?(\d*\.?\d+unit)+`, or a bare `0`.
-fn go_duration_ok(s: &str) -> bool {
-    let s = s.strip_prefix(['-', '+']).unwrap_or(s);
-    if s == "0" {
-        return true;
-    }
-    let mut rest = s;
-    if rest.is_empty() {
-        return false;
-    }
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !c.is_ascii_digit() && c != '.')
-            .unwrap_or(rest.len());
-        let number = &rest[..digits];
-        if number.is_empty() || number == "." || number.matches('.').count() > 1 {
-            return false;
-        }
-        rest = &rest[digits..];
-        let unit = ["ns", "us", "µs", "μs", "ms", "s", "m", "h"]
-            .iter()
-            .find(|u| rest.starts_with(*u));
-        match unit {
-            Some(u) => rest = &rest[u.len()..],
-            None => return false,
-        }
-    }
-    true
 }
 
 /// `getRange`: `*`, `?`, `N`, `N-M`, each with an optional `/step`.
