@@ -42,6 +42,28 @@ impl Ctx {
         self.path.borrow_mut().pop();
     }
 
+    /// Deserializes `value` as the child `seg` of the current node, so that errors inside it
+    /// are located at the child's path.
+    fn descend<'de, S: DeserializeSeed<'de>>(
+        &self,
+        seg: Seg,
+        value: &'de Value,
+        owner: &'static str,
+        seed: S,
+    ) -> Result<S::Value, DeError> {
+        self.push(seg);
+        let node = Node {
+            value,
+            cx: self,
+            owner,
+        };
+        let result = seed
+            .deserialize(node)
+            .map_err(|e| e.located(|| self.location(owner)));
+        self.pop();
+        result
+    }
+
     /// `spec.containers[0].image`: the form strict field validation reports.
     fn indexed_path(&self) -> String {
         let mut out = String::new();
@@ -366,17 +388,8 @@ impl<'de> de::MapAccess<'de> for ObjectAccess<'de, '_> {
         let Some((key, value)) = self.pending.take() else {
             return Err(de::Error::custom("value requested before its key"));
         };
-        self.cx.push(Seg::Key(key.clone()));
-        let node = Node {
-            value,
-            cx: self.cx,
-            owner: self.owner,
-        };
-        let result = seed
-            .deserialize(node)
-            .map_err(|e| e.located(|| self.cx.location(self.owner)));
-        self.cx.pop();
-        result
+        self.cx
+            .descend(Seg::Key(key.clone()), value, self.owner, seed)
     }
 
     fn size_hint(&self) -> Option<usize> {
@@ -411,17 +424,9 @@ impl<'de> de::SeqAccess<'de> for ArrayAccess<'de, '_> {
         let Some((index, value)) = self.items.next() else {
             return Ok(None);
         };
-        self.cx.push(Seg::Index(index));
-        let node = Node {
-            value,
-            cx: self.cx,
-            owner: self.owner,
-        };
-        let result = seed
-            .deserialize(node)
-            .map_err(|e| e.located(|| self.cx.location(self.owner)));
-        self.cx.pop();
-        result.map(Some)
+        self.cx
+            .descend(Seg::Index(index), value, self.owner, seed)
+            .map(Some)
     }
 
     fn size_hint(&self) -> Option<usize> {
