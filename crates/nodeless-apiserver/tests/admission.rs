@@ -4,41 +4,12 @@
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::api::{Api, Patch, PatchParams, PostParams};
-use kube::{Client, Config};
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
-struct Cluster {
-    client: Client,
-    running: Option<nodeless_apiserver::Running>,
-    _dir: tempfile::TempDir,
-}
+mod support;
 
-async fn cluster() -> anyhow::Result<Cluster> {
-    let dir = tempfile::tempdir()?;
-    let config = nodeless_apiserver::Config {
-        data_dir: dir.path().to_path_buf(),
-        listen: "127.0.0.1:0".parse()?,
-        limits: Default::default(),
-    };
-    let running = nodeless_apiserver::start(config).await?;
-    let kubeconfig = kube::config::Kubeconfig::read_from(&running.kubeconfig)?;
-    let cfg = Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?;
-    let client = Client::try_from(cfg)?;
-    Ok(Cluster {
-        client,
-        running: Some(running),
-        _dir: dir,
-    })
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        if let Some(r) = self.running.take() {
-            drop(tokio::spawn(r.shutdown()));
-        }
-    }
-}
+use support::cluster;
 
 fn typed<T: DeserializeOwned>(v: Value) -> T {
     serde_json::from_value(v).expect("a valid object")

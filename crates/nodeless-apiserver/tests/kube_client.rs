@@ -1,40 +1,17 @@
 //! Integration tests through a real client library (kube-rs) against a server on 127.0.0.1:0.
 
 use futures::{StreamExt, TryStreamExt};
-use kube::runtime::WatchStreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
-use kube::{Client, Config};
+use kube::api::{
+    Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams,
+};
+use kube::runtime::WatchStreamExt;
 use serde_json::json;
 
-struct Cluster {
-    client: Client,
-    running: Option<nodeless_apiserver::Running>,
-    _dir: tempfile::TempDir,
-}
+mod support;
 
-async fn cluster() -> anyhow::Result<Cluster> {
-    let dir = tempfile::tempdir()?;
-    let config = nodeless_apiserver::Config {
-        data_dir: dir.path().to_path_buf(),
-        listen: "127.0.0.1:0".parse()?,
-        limits: Default::default(),
-    };
-    let running = nodeless_apiserver::start(config).await?;
-    let kubeconfig = kube::config::Kubeconfig::read_from(&running.kubeconfig)?;
-    let cfg = Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?;
-    let client = Client::try_from(cfg)?;
-    Ok(Cluster { client, running: Some(running), _dir: dir })
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        if let Some(r) = self.running.take() {
-            drop(tokio::spawn(r.shutdown()));
-        }
-    }
-}
+use support::cluster;
 
 fn pod(name: &str, app: &str) -> Pod {
     serde_json::from_value(json!({
@@ -48,20 +25,31 @@ fn pod(name: &str, app: &str) -> Pod {
 async fn pods_are_created_defaulted_listed_and_deleted() -> anyhow::Result<()> {
     let c = cluster().await?;
     let pods: Api<Pod> = Api::namespaced(c.client.clone(), "default");
-    let created = pods.create(&PostParams::default(), &pod("p1", "web")).await?;
+    let created = pods
+        .create(&PostParams::default(), &pod("p1", "web"))
+        .await?;
     assert!(created.metadata.uid.is_some());
     let spec = created.spec.expect("spec");
     assert_eq!(spec.restart_policy.as_deref(), Some("Always"));
     assert_eq!(spec.dns_policy.as_deref(), Some("ClusterFirst"));
-    assert_eq!(created.status.and_then(|s| s.phase).as_deref(), Some("Pending"));
-    pods.create(&PostParams::default(), &pod("p2", "db")).await?;
+    assert_eq!(
+        created.status.and_then(|s| s.phase).as_deref(),
+        Some("Pending")
+    );
+    pods.create(&PostParams::default(), &pod("p2", "db"))
+        .await?;
     let web = pods.list(&ListParams::default().labels("app=web")).await?;
     assert_eq!(web.items.len(), 1);
-    let pending = pods.list(&ListParams::default().fields("status.phase=Pending")).await?;
+    let pending = pods
+        .list(&ListParams::default().fields("status.phase=Pending"))
+        .await?;
     assert_eq!(pending.items.len(), 2);
     pods.delete("p1", &DeleteParams::default()).await?;
     let err = pods.get("p1").await.expect_err("deleted");
-    assert!(matches!(err, kube::Error::Api(ref s) if s.code == 404), "{err:?}");
+    assert!(
+        matches!(err, kube::Error::Api(ref s) if s.code == 404),
+        "{err:?}"
+    );
     Ok(())
 }
 
@@ -69,18 +57,26 @@ async fn pods_are_created_defaulted_listed_and_deleted() -> anyhow::Result<()> {
 async fn a_stale_update_is_rejected_with_conflict() -> anyhow::Result<()> {
     let c = cluster().await?;
     let cms: Api<ConfigMap> = Api::namespaced(c.client.clone(), "default");
-    let cm: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "cfg"}, "data": {"a": "1"}}))?;
+    let cm: ConfigMap =
+        serde_json::from_value(json!({"metadata": {"name": "cfg"}, "data": {"a": "1"}}))?;
     let v1 = cms.create(&PostParams::default(), &cm).await?;
     let mut newer = v1.clone();
     newer.data = Some([("a".to_string(), "2".to_string())].into());
     cms.replace("cfg", &PostParams::default(), &newer).await?;
     let mut stale = v1;
     stale.data = Some([("a".to_string(), "3".to_string())].into());
-    let err = cms.replace("cfg", &PostParams::default(), &stale).await.expect_err("stale");
+    let err = cms
+        .replace("cfg", &PostParams::default(), &stale)
+        .await
+        .expect_err("stale");
     match err {
         kube::Error::Api(s) => {
             assert_eq!(s.code, 409);
-            assert!(s.message.contains("the object has been modified"), "{}", s.message);
+            assert!(
+                s.message.contains("the object has been modified"),
+                "{}",
+                s.message
+            );
         }
         other => panic!("expected a conflict, got {other:?}"),
     }
@@ -91,18 +87,30 @@ async fn a_stale_update_is_rejected_with_conflict() -> anyhow::Result<()> {
 async fn watch_delivers_every_change_in_order() -> anyhow::Result<()> {
     let c = cluster().await?;
     let cms: Api<ConfigMap> = Api::namespaced(c.client.clone(), "default");
-    let start = cms.list(&ListParams::default()).await?.metadata.resource_version.expect("rv");
+    let start = cms
+        .list(&ListParams::default())
+        .await?
+        .metadata
+        .resource_version
+        .expect("rv");
     let mut stream = cms.watch(&WatchParams::default(), &start).await?.boxed();
     for i in 0..20 {
         let cm: ConfigMap = serde_json::from_value(json!({"metadata": {"name": format!("w{i}")}}))?;
         cms.create(&PostParams::default(), &cm).await?;
     }
-    cms.patch("w3", &PatchParams::default(), &Patch::Merge(json!({"data": {"k": "v"}}))).await?;
+    cms.patch(
+        "w3",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"data": {"k": "v"}})),
+    )
+    .await?;
     cms.delete("w5", &DeleteParams::default()).await?;
     let mut seen = Vec::new();
     let mut last_rv = 0i64;
     while seen.len() < 22 {
-        let ev = tokio::time::timeout(std::time::Duration::from_secs(5), stream.try_next()).await??.expect("event");
+        let ev = tokio::time::timeout(std::time::Duration::from_secs(5), stream.try_next())
+            .await??
+            .expect("event");
         let (kind, obj) = match ev {
             WatchEvent::Added(o) => ("ADDED", o),
             WatchEvent::Modified(o) => ("MODIFIED", o),
@@ -110,7 +118,12 @@ async fn watch_delivers_every_change_in_order() -> anyhow::Result<()> {
             WatchEvent::Bookmark(_) => continue,
             WatchEvent::Error(e) => panic!("watch error {e:?}"),
         };
-        let rv: i64 = obj.metadata.resource_version.as_deref().unwrap_or("0").parse()?;
+        let rv: i64 = obj
+            .metadata
+            .resource_version
+            .as_deref()
+            .unwrap_or("0")
+            .parse()?;
         assert!(rv > last_rv, "events must come in revision order");
         last_rv = rv;
         seen.push(format!("{kind} {}", obj.metadata.name.unwrap_or_default()));
@@ -133,10 +146,22 @@ async fn strategic_merge_patch_keeps_other_containers() -> anyhow::Result<()> {
                               "spec": {"containers": [{"name": "a", "image": "a:1"}, {"name": "b", "image": "b:1"}]}}}
     }))?;
     deploys.create(&PostParams::default(), &d).await?;
-    let patch = json!({"spec": {"template": {"spec": {"containers": [{"name": "b", "image": "b:2"}]}}}});
-    let out = deploys.patch("web", &PatchParams::default(), &Patch::Strategic(patch)).await?;
-    let containers = out.spec.expect("spec").template.spec.expect("pod spec").containers;
-    let images: Vec<_> = containers.iter().map(|c| c.image.clone().unwrap_or_default()).collect();
+    let patch =
+        json!({"spec": {"template": {"spec": {"containers": [{"name": "b", "image": "b:2"}]}}}});
+    let out = deploys
+        .patch("web", &PatchParams::default(), &Patch::Strategic(patch))
+        .await?;
+    let containers = out
+        .spec
+        .expect("spec")
+        .template
+        .spec
+        .expect("pod spec")
+        .containers;
+    let images: Vec<_> = containers
+        .iter()
+        .map(|c| c.image.clone().unwrap_or_default())
+        .collect();
     assert_eq!(images, vec!["a:1", "b:2"]);
     assert_eq!(out.metadata.generation, Some(2));
     Ok(())
@@ -147,7 +172,8 @@ async fn paginated_lists_return_every_object_once() -> anyhow::Result<()> {
     let c = cluster().await?;
     let cms: Api<ConfigMap> = Api::namespaced(c.client.clone(), "default");
     for i in 0..25 {
-        let cm: ConfigMap = serde_json::from_value(json!({"metadata": {"name": format!("p{i:02}")}}))?;
+        let cm: ConfigMap =
+            serde_json::from_value(json!({"metadata": {"name": format!("p{i:02}")}}))?;
         cms.create(&PostParams::default(), &cm).await?;
     }
     let mut names = Vec::new();
@@ -176,8 +202,12 @@ async fn a_runtime_watcher_sees_the_initial_state() -> anyhow::Result<()> {
     let cms: Api<ConfigMap> = Api::namespaced(c.client.clone(), "default");
     let cm: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "seed"}}))?;
     cms.create(&PostParams::default(), &cm).await?;
-    let stream = kube::runtime::watcher(cms.clone(), kube::runtime::watcher::Config::default()).applied_objects().boxed();
-    let first = tokio::time::timeout(std::time::Duration::from_secs(5), stream.into_future()).await?.0;
+    let stream = kube::runtime::watcher(cms.clone(), kube::runtime::watcher::Config::default())
+        .applied_objects()
+        .boxed();
+    let first = tokio::time::timeout(std::time::Duration::from_secs(5), stream.into_future())
+        .await?
+        .0;
     let obj = first.expect("an object")?;
     assert_eq!(obj.metadata.name.as_deref(), Some("seed"));
     Ok(())

@@ -3,20 +3,21 @@
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, PostParams};
-use kube::{Client, Config};
 use serde_json::json;
 
-async fn client_for(running: &nodeless_apiserver::Running) -> anyhow::Result<Client> {
-    let kubeconfig = kube::config::Kubeconfig::read_from(&running.kubeconfig)?;
-    let cfg = Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?;
-    Ok(Client::try_from(cfg)?)
-}
+mod support;
+
+use support::{client_for, config};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn excess_concurrent_requests_get_429_with_retry_after() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let limits = nodeless_apiserver::server::Limits { max_inflight: 1, max_mutating: 1, ..Default::default() };
-    let config = nodeless_apiserver::Config { data_dir: dir.path().into(), listen: "127.0.0.1:0".parse()?, limits };
+    let limits = nodeless_apiserver::server::Limits {
+        max_inflight: 1,
+        max_mutating: 1,
+        ..Default::default()
+    };
+    let config = config(dir.path(), limits);
     let running = nodeless_apiserver::start(config).await?;
     let client = client_for(&running).await?;
     let cms: Api<ConfigMap> = Api::namespaced(client, "default");
@@ -24,7 +25,9 @@ async fn excess_concurrent_requests_get_429_with_retry_after() -> anyhow::Result
         .map(|i| {
             let cms = cms.clone();
             tokio::spawn(async move {
-                let cm: ConfigMap = serde_json::from_value(json!({"metadata": {"name": format!("c{i}")}})).expect("cm");
+                let cm: ConfigMap =
+                    serde_json::from_value(json!({"metadata": {"name": format!("c{i}")}}))
+                        .expect("cm");
                 cms.create(&PostParams::default(), &cm).await
             })
         })
@@ -38,7 +41,10 @@ async fn excess_concurrent_requests_get_429_with_retry_after() -> anyhow::Result
             Err(e) => anyhow::bail!("unexpected error: {e}"),
         }
     }
-    assert!(throttled > 0, "64 concurrent creates against a limit of 1 must see 429s");
+    assert!(
+        throttled > 0,
+        "64 concurrent creates against a limit of 1 must see 429s"
+    );
     assert!(created > 0, "some creates must get through");
     running.shutdown().await;
     Ok(())
@@ -47,25 +53,45 @@ async fn excess_concurrent_requests_get_429_with_retry_after() -> anyhow::Result
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_writes_survive_a_restart() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let config = nodeless_apiserver::Config { data_dir: dir.path().into(), listen: "127.0.0.1:0".parse()?, limits: Default::default() };
+    let config = config(dir.path(), Default::default());
     let running = nodeless_apiserver::start(config.clone()).await?;
     let cms: Api<ConfigMap> = Api::namespaced(client_for(&running).await?, "default");
     let mut last_rv = 0i64;
     for i in 0..50 {
-        let cm: ConfigMap = serde_json::from_value(json!({"metadata": {"name": format!("keep{i}")}, "data": {"i": i.to_string()}}))?;
+        let cm: ConfigMap = serde_json::from_value(
+            json!({"metadata": {"name": format!("keep{i}")}, "data": {"i": i.to_string()}}),
+        )?;
         let out = cms.create(&PostParams::default(), &cm).await?;
-        last_rv = out.metadata.resource_version.as_deref().unwrap_or("0").parse()?;
+        last_rv = out
+            .metadata
+            .resource_version
+            .as_deref()
+            .unwrap_or("0")
+            .parse()?;
     }
     running.shutdown().await;
     let running = nodeless_apiserver::start(config).await?;
     let cms: Api<ConfigMap> = Api::namespaced(client_for(&running).await?, "default");
     for i in 0..50 {
         let cm = cms.get(&format!("keep{i}")).await?;
-        assert_eq!(cm.data.and_then(|d| d.get("i").cloned()), Some(i.to_string()));
+        assert_eq!(
+            cm.data.and_then(|d| d.get("i").cloned()),
+            Some(i.to_string())
+        );
     }
     let cm: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "after"}}))?;
-    let rv: i64 = cms.create(&PostParams::default(), &cm).await?.metadata.resource_version.as_deref().unwrap_or("0").parse()?;
-    assert!(rv > last_rv, "revisions never go backwards across a restart");
+    let rv: i64 = cms
+        .create(&PostParams::default(), &cm)
+        .await?
+        .metadata
+        .resource_version
+        .as_deref()
+        .unwrap_or("0")
+        .parse()?;
+    assert!(
+        rv > last_rv,
+        "revisions never go backwards across a restart"
+    );
     running.shutdown().await;
     Ok(())
 }
