@@ -80,7 +80,7 @@ pub(crate) fn definitions(
 
 /// Keywords a Swagger 2.0 schema may hold; kubectl's v2 parser rejects any other
 /// (extensions, `x-...`, are always allowed).
-const SWAGGER2_KEYWORDS: &[&str] = &[
+pub(super) const SWAGGER2_KEYWORDS: &[&str] = &[
     "$ref",
     "additionalProperties",
     "allOf",

@@ -345,43 +345,11 @@ fn index_points_at_each_document_by_the_hash_of_its_bytes() {
 
 #[test]
 fn v2_schemas_use_only_swagger_2_keywords() {
-    const ALLOWED: &[&str] = &[
-        "$ref",
-        "additionalProperties",
-        "allOf",
-        "default",
-        "description",
-        "discriminator",
-        "enum",
-        "example",
-        "exclusiveMaximum",
-        "exclusiveMinimum",
-        "externalDocs",
-        "format",
-        "items",
-        "maxItems",
-        "maxLength",
-        "maxProperties",
-        "maximum",
-        "minItems",
-        "minLength",
-        "minProperties",
-        "minimum",
-        "multipleOf",
-        "pattern",
-        "properties",
-        "readOnly",
-        "required",
-        "title",
-        "type",
-        "uniqueItems",
-        "xml",
-    ];
     fn check(name: &str, s: &Value) {
         let Some(map) = s.as_object() else { return };
         for (k, v) in map {
             assert!(
-                k.starts_with("x-") || ALLOWED.contains(&k.as_str()),
+                k.starts_with("x-") || crd::SWAGGER2_KEYWORDS.contains(&k.as_str()),
                 "{name}: {k}"
             );
             match k.as_str() {
