@@ -113,7 +113,7 @@ async fn resource(
     match (method, t.name.as_deref()) {
         (Method::GET, None) if is_true(&q, "watch") => {
             let lq = ListQuery::from_query(&q)?;
-            watch::serve(&state, &rt, ns, &lq, &q, rep).await
+            watch::serve(&state, &rt, ns, &lq, &q, rep, None).await
         }
         (Method::GET, None) => {
             let lq = ListQuery::from_query(&q)?;

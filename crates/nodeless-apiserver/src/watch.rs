@@ -24,18 +24,9 @@ const BOOKMARK_EVERY: Duration = Duration::from_secs(5);
 /// Converts a stored object to the version the watcher asked for.
 pub type Outbound = Arc<dyn Fn(&Value) -> Value + Send + Sync>;
 
+/// Streams watch events for `rt`; `outbound` converts each object when the client asked for
+/// another version than the stored one (`None` sends objects as stored).
 pub async fn serve(
-    state: &Arc<State>,
-    rt: &ResourceType,
-    ns: Option<&str>,
-    lq: &ListQuery,
-    q: &Query,
-    rep: Representation,
-) -> Result<Response<Body>, StatusError> {
-    serve_converted(state, rt, ns, lq, q, rep, None).await
-}
-
-pub async fn serve_converted(
     state: &Arc<State>,
     rt: &ResourceType,
     ns: Option<&str>,
@@ -44,12 +35,25 @@ pub async fn serve_converted(
     rep: Representation,
     outbound: Option<Outbound>,
 ) -> Result<Response<Body>, StatusError> {
-    let bookmarks = matches!(q.get("allowWatchBookmarks").map(String::as_str), Some("true" | "1"));
-    let timeout = q.get("timeoutSeconds").and_then(|t| t.parse::<u64>().ok()).map(Duration::from_secs);
+    let bookmarks = matches!(
+        q.get("allowWatchBookmarks").map(String::as_str),
+        Some("true" | "1")
+    );
+    let timeout = q
+        .get("timeoutSeconds")
+        .and_then(|t| t.parse::<u64>().ok())
+        .map(Duration::from_secs);
     let (tx, rx) = mpsc::channel::<Bytes>(256);
     match state.api.watch(rt, ns, lq).await {
         Ok(watcher) => {
-            let ctx = Ctx { state: state.clone(), rt: rt.clone(), rep, bookmarks, initial_end: lq.send_initial_events == Some(true), outbound };
+            let ctx = Ctx {
+                state: state.clone(),
+                rt: rt.clone(),
+                rep,
+                bookmarks,
+                initial_end: lq.send_initial_events == Some(true),
+                outbound,
+            };
             tokio::spawn(pump(ctx, watcher, tx, timeout));
         }
         Err(e) if e.code == 410 => {
@@ -59,11 +63,18 @@ pub async fn serve_converted(
         }
         Err(e) => return Err(e),
     }
-    let stream = tokio_stream::wrappers::ReceiverStream::new(rx).map(|b| Ok::<_, std::convert::Infallible>(Frame::data(b)));
+    let stream = tokio_stream::wrappers::ReceiverStream::new(rx)
+        .map(|b| Ok::<_, std::convert::Infallible>(Frame::data(b)));
     let mut r = Response::new(BodyExt::boxed(StreamBody::new(stream)));
     *r.status_mut() = StatusCode::OK;
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache, private"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, private"),
+    );
     Ok(r)
 }
 
@@ -86,7 +97,12 @@ impl Ctx {
     fn event_line(&self, e: &WatchEvent) -> Bytes {
         match self.rep {
             Representation::Table => {
-                let t = tables::table_of(&self.state, &self.rt, &[e.object.as_ref()], json!({"resourceVersion": e.revision.to_string()}));
+                let t = tables::table_of(
+                    &self.state,
+                    &self.rt,
+                    &[e.object.as_ref()],
+                    json!({"resourceVersion": e.revision.to_string()}),
+                );
                 line_of(e.kind.as_str(), &t)
             }
             Representation::PartialMetadata => line_of(
@@ -105,7 +121,10 @@ impl Ctx {
         if initial_end {
             md["annotations"] = json!({"k8s.io/initial-events-end": "true"});
         }
-        line_of("BOOKMARK", &json!({"kind": self.rt.kind, "apiVersion": self.rt.api_version(), "metadata": md}))
+        line_of(
+            "BOOKMARK",
+            &json!({"kind": self.rt.kind, "apiVersion": self.rt.api_version(), "metadata": md}),
+        )
     }
 }
 
@@ -122,7 +141,8 @@ async fn pump(ctx: Ctx, mut w: Watcher, tx: mpsc::Sender<Bytes>, timeout: Option
     let mut tick = tokio::time::interval(BOOKMARK_EVERY);
     tick.tick().await;
     loop {
-        let sleep_until = deadline.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
+        let sleep_until =
+            deadline.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
         tokio::select! {
             ev = w.live.recv() => match ev {
                 Some(e) => {
