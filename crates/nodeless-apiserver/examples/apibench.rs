@@ -43,7 +43,12 @@ fn pod(name: &str) -> Pod {
 }
 
 /// Creates `count` pods from `clients` concurrent tasks; returns (creates/s, sorted latencies).
-async fn create_phase(pods: &Api<Pod>, prefix: &str, count: usize, clients: usize) -> (f64, Vec<Duration>) {
+async fn create_phase(
+    pods: &Api<Pod>,
+    prefix: &str,
+    count: usize,
+    clients: usize,
+) -> (f64, Vec<Duration>) {
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let start = Instant::now();
     let tasks: Vec<_> = (0..clients)
@@ -59,7 +64,9 @@ async fn create_phase(pods: &Api<Pod>, prefix: &str, count: usize, clients: usiz
                         return lat;
                     }
                     let t = Instant::now();
-                    pods.create(&PostParams::default(), &pod(&format!("{prefix}-{i}"))).await.expect("create");
+                    pods.create(&PostParams::default(), &pod(&format!("{prefix}-{i}")))
+                        .await
+                        .expect("create");
                     lat.push(t.elapsed());
                 }
             })
@@ -88,7 +95,11 @@ async fn main() -> anyhow::Result<()> {
     println!("| measure | result |\n|---|---|");
     println!("| resident memory, idle | {idle:.1} MiB |");
 
-    let phases = [(1usize, total / 20), (16, total / 5), (64, total - total / 20 - total / 5)];
+    let phases = [
+        (1usize, total / 20),
+        (16, total / 5),
+        (64, total - total / 20 - total / 5),
+    ];
     let mut create_lat = Vec::new();
     for (clients, count) in phases {
         let (rate, lat) = create_phase(&pods, &format!("c{clients}"), count, clients).await;
@@ -100,7 +111,11 @@ async fn main() -> anyhow::Result<()> {
         create_lat.extend(lat);
     }
     create_lat.sort();
-    println!("| create latency, all phases | p50 {:.1} ms, p99 {:.1} ms |", pct(&create_lat, 0.5), pct(&create_lat, 0.99));
+    println!(
+        "| create latency, all phases | p50 {:.1} ms, p99 {:.1} ms |",
+        pct(&create_lat, 0.5),
+        pct(&create_lat, 0.99)
+    );
 
     let mut gets = Vec::new();
     for i in 0..2000 {
@@ -110,7 +125,11 @@ async fn main() -> anyhow::Result<()> {
         gets.push(t.elapsed());
     }
     gets.sort();
-    println!("| get latency (2,000 gets) | p50 {:.2} ms, p99 {:.2} ms |", pct(&gets, 0.5), pct(&gets, 0.99));
+    println!(
+        "| get latency (2,000 gets) | p50 {:.2} ms, p99 {:.2} ms |",
+        pct(&gets, 0.5),
+        pct(&gets, 0.99)
+    );
 
     let mut lists = Vec::new();
     let mut n = 0;
@@ -120,14 +139,26 @@ async fn main() -> anyhow::Result<()> {
         lists.push(t.elapsed());
     }
     lists.sort();
-    println!("| list of {n} pods (10 lists, decoded by the client) | p50 {:.0} ms, p99 {:.0} ms |", pct(&lists, 0.5), pct(&lists, 0.99));
+    println!(
+        "| list of {n} pods (10 lists, decoded by the client) | p50 {:.0} ms, p99 {:.0} ms |",
+        pct(&lists, 0.5),
+        pct(&lists, 0.99)
+    );
 
     let with_pods = rss_mib(pid);
-    println!("| resident memory with {n} pods | {with_pods:.1} MiB (+{:.1} MiB per 1,000 pods) |", (with_pods - idle) / (n as f64 / 1000.0));
+    println!(
+        "| resident memory with {n} pods | {with_pods:.1} MiB (+{:.1} MiB per 1,000 pods) |",
+        (with_pods - idle) / (n as f64 / 1000.0)
+    );
 
     // Watch latency: time from sending a create to receiving its ADDED event.
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
-    let rv = cms.list(&ListParams::default().limit(1)).await?.metadata.resource_version.unwrap_or_default();
+    let rv = cms
+        .list(&ListParams::default().limit(1))
+        .await?
+        .metadata
+        .resource_version
+        .unwrap_or_default();
     let mut stream = cms.watch(&WatchParams::default(), &rv).await?.boxed();
     let sent: Arc<parking_lot::Mutex<HashMap<String, Instant>>> = Arc::default();
     let sender = {
@@ -137,8 +168,11 @@ async fn main() -> anyhow::Result<()> {
             for i in 0..1000 {
                 let name = format!("w{i}");
                 sent.lock().insert(name.clone(), Instant::now());
-                let cm: ConfigMap = serde_json::from_value(json!({"metadata": {"name": name}})).expect("cm");
-                cms.create(&PostParams::default(), &cm).await.expect("create");
+                let cm: ConfigMap =
+                    serde_json::from_value(json!({"metadata": {"name": name}})).expect("cm");
+                cms.create(&PostParams::default(), &cm)
+                    .await
+                    .expect("create");
                 tokio::time::sleep(Duration::from_millis(2)).await;
             }
         })

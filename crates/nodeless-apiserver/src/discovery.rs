@@ -12,15 +12,43 @@ fn subresources(rt: &ResourceType) -> Vec<(&'static str, Vec<&'static str>, Valu
         subs.push(("status", vec!["get", "patch", "update"], own.clone()));
     }
     if rt.scale.is_some() {
-        subs.push(("scale", vec!["get", "patch", "update"], json!({"group": "autoscaling", "version": "v1", "kind": "Scale"})));
+        subs.push((
+            "scale",
+            vec!["get", "patch", "update"],
+            json!({"group": "autoscaling", "version": "v1", "kind": "Scale"}),
+        ));
     }
     if rt.group.is_empty() && rt.kind == "Pod" {
-        subs.push(("binding", vec!["create"], json!({"group": "", "version": "v1", "kind": "Binding"})));
-        subs.push(("eviction", vec!["create"], json!({"group": "policy", "version": "v1", "kind": "Eviction"})));
-        subs.push(("log", vec!["get"], json!({"group": "", "version": "v1", "kind": "Pod"})));
-        subs.push(("exec", vec!["create", "get"], json!({"group": "", "version": "v1", "kind": "PodExecOptions"})));
-        subs.push(("attach", vec!["create", "get"], json!({"group": "", "version": "v1", "kind": "PodAttachOptions"})));
-        subs.push(("portforward", vec!["create", "get"], json!({"group": "", "version": "v1", "kind": "PodPortForwardOptions"})));
+        subs.push((
+            "binding",
+            vec!["create"],
+            json!({"group": "", "version": "v1", "kind": "Binding"}),
+        ));
+        subs.push((
+            "eviction",
+            vec!["create"],
+            json!({"group": "policy", "version": "v1", "kind": "Eviction"}),
+        ));
+        subs.push((
+            "log",
+            vec!["get"],
+            json!({"group": "", "version": "v1", "kind": "Pod"}),
+        ));
+        subs.push((
+            "exec",
+            vec!["create", "get"],
+            json!({"group": "", "version": "v1", "kind": "PodExecOptions"}),
+        ));
+        subs.push((
+            "attach",
+            vec!["create", "get"],
+            json!({"group": "", "version": "v1", "kind": "PodAttachOptions"}),
+        ));
+        subs.push((
+            "portforward",
+            vec!["create", "get"],
+            json!({"group": "", "version": "v1", "kind": "PodPortForwardOptions"}),
+        ));
     }
     if rt.group.is_empty() && rt.kind == "Namespace" {
         subs.push(("finalize", vec!["update"], own.clone()));
@@ -30,7 +58,11 @@ fn subresources(rt: &ResourceType) -> Vec<(&'static str, Vec<&'static str>, Valu
 
 /// `APIResourceList` for one group/version (`/api/v1`, `/apis/apps/v1`).
 pub fn resource_list(registry: &Registry, group: &str, version: &str) -> Option<Value> {
-    let types: Vec<ResourceType> = registry.all().into_iter().filter(|t| t.group == group && t.version == version).collect();
+    let types: Vec<ResourceType> = registry
+        .all()
+        .into_iter()
+        .filter(|t| t.group == group && t.version == version)
+        .collect();
     if types.is_empty() {
         return None;
     }
@@ -54,8 +86,14 @@ pub fn resource_list(registry: &Registry, group: &str, version: &str) -> Option<
             }));
         }
     }
-    let gv = if group.is_empty() { version.to_string() } else { format!("{group}/{version}") };
-    Some(json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}))
+    let gv = if group.is_empty() {
+        version.to_string()
+    } else {
+        format!("{group}/{version}")
+    };
+    Some(
+        json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}),
+    )
 }
 
 /// Each non-core group with its versions, preferred (first registered) version first.
@@ -75,7 +113,10 @@ fn groups(registry: &Registry) -> Vec<(String, Vec<String>)> {
 }
 
 fn group_json(name: &str, versions: &[String]) -> Value {
-    let vs: Vec<Value> = versions.iter().map(|v| json!({"groupVersion": format!("{name}/{v}"), "version": v})).collect();
+    let vs: Vec<Value> = versions
+        .iter()
+        .map(|v| json!({"groupVersion": format!("{name}/{v}"), "version": v}))
+        .collect();
     json!({"name": name, "versions": vs, "preferredVersion": vs.first().cloned().unwrap_or(Value::Null)})
 }
 
@@ -85,24 +126,33 @@ pub fn api_versions(server_address: &str) -> Value {
 }
 
 pub fn group_list(registry: &Registry) -> Value {
-    let groups: Vec<Value> = groups(registry).iter().map(|(g, vs)| group_json(g, vs)).collect();
+    let groups: Vec<Value> = groups(registry)
+        .iter()
+        .map(|(g, vs)| group_json(g, vs))
+        .collect();
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
 }
 
 pub fn group(registry: &Registry, name: &str) -> Option<Value> {
-    groups(registry).iter().find(|(g, _)| g == name).map(|(g, vs)| {
-        let mut v = group_json(g, vs);
-        v["kind"] = json!("APIGroup");
-        v["apiVersion"] = json!("v1");
-        v
-    })
+    groups(registry)
+        .iter()
+        .find(|(g, _)| g == name)
+        .map(|(g, vs)| {
+            let mut v = group_json(g, vs);
+            v["kind"] = json!("APIGroup");
+            v["apiVersion"] = json!("v1");
+            v
+        })
 }
 
 /// Aggregated discovery for the core group (`legacy`) or all named groups.
 pub fn aggregated(registry: &Registry, legacy: bool, version: &str) -> Value {
     let all = registry.all();
-    let group_names: Vec<(String, Vec<String>)> =
-        if legacy { vec![(String::new(), vec!["v1".to_string()])] } else { groups(registry) };
+    let group_names: Vec<(String, Vec<String>)> = if legacy {
+        vec![(String::new(), vec!["v1".to_string()])]
+    } else {
+        groups(registry)
+    };
     let items: Vec<Value> = group_names
         .iter()
         .map(|(g, versions)| {
@@ -155,16 +205,39 @@ mod tests {
     fn pods_list_their_subresources() {
         let r = Registry::with_builtins();
         let list = resource_list(&r, "", "v1").expect("core");
-        let names: Vec<&str> = list["resources"].as_array().into_iter().flatten().filter_map(|r| r["name"].as_str()).collect();
-        assert!(names.contains(&"pods/status") && names.contains(&"pods/exec") && names.contains(&"namespaces/finalize"));
+        let names: Vec<&str> = list["resources"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r["name"].as_str())
+            .collect();
+        assert!(
+            names.contains(&"pods/status")
+                && names.contains(&"pods/exec")
+                && names.contains(&"namespaces/finalize")
+        );
     }
 
     #[test]
     fn aggregated_discovery_lists_apps_with_scale() {
         let r = Registry::with_builtins();
         let d = aggregated(&r, false, "v2");
-        let apps = d["items"].as_array().into_iter().flatten().find(|i| i["metadata"]["name"] == "apps").expect("apps");
-        let deploy = apps["versions"][0]["resources"].as_array().into_iter().flatten().find(|r| r["resource"] == "deployments").expect("deployments");
-        assert!(deploy["subresources"].as_array().into_iter().flatten().any(|s| s["subresource"] == "scale"));
+        let apps = d["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|i| i["metadata"]["name"] == "apps")
+            .expect("apps");
+        let deploy = apps["versions"][0]["resources"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|r| r["resource"] == "deployments")
+            .expect("deployments");
+        assert!(deploy["subresources"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|s| s["subresource"] == "scale"));
     }
 }

@@ -14,8 +14,8 @@ pub mod pki;
 pub mod registry;
 pub mod request;
 pub mod respond;
-mod reviews;
 pub mod rest;
+mod reviews;
 pub mod server;
 pub mod services;
 pub mod strategy;
@@ -37,13 +37,21 @@ use tokio::task::JoinHandle;
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("cannot create the data directory {path}: {source}")]
-    DataDir { path: PathBuf, #[source] source: std::io::Error },
+    DataDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot open the store: {0}")]
     Store(#[from] nodeless_store::StoreError),
     #[error(transparent)]
     Pki(#[from] pki::PkiError),
     #[error("cannot listen on {addr}: {source}")]
-    Listen { addr: SocketAddr, #[source] source: std::io::Error },
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot prepare the cluster: {0}")]
     Bootstrap(nodeless_core::StatusError),
 }
@@ -76,15 +84,32 @@ impl Running {
 
 /// Opens the store in `data_dir`, serves it on `listen`, and writes `data_dir/kubeconfig`.
 pub async fn start(config: Config) -> Result<Running, StartError> {
-    std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir { path: config.data_dir.clone(), source })?;
-    let backend: Arc<dyn Backend> = Arc::new(SqliteBackend::open_sqlite(&config.data_dir.join("state.db"))?);
+    std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
+        path: config.data_dir.clone(),
+        source,
+    })?;
+    let backend: Arc<dyn Backend> = Arc::new(SqliteBackend::open_sqlite(
+        &config.data_dir.join("state.db"),
+    )?);
     let cache = Cache::start(backend.clone()).await?;
     let api = rest::Api::new(registry::Registry::with_builtins(), backend.clone(), cache);
-    controllers::crd::reconcile(&api).await.map_err(StartError::Bootstrap)?;
-    controllers::namespace::ensure_builtin(&api).await.map_err(StartError::Bootstrap)?;
+    controllers::crd::reconcile(&api)
+        .await
+        .map_err(StartError::Bootstrap)?;
+    controllers::namespace::ensure_builtin(&api)
+        .await
+        .map_err(StartError::Bootstrap)?;
 
-    let listener = TcpListener::bind(config.listen).await.map_err(|source| StartError::Listen { addr: config.listen, source })?;
-    let addr = listener.local_addr().map_err(|source| StartError::Listen { addr: config.listen, source })?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| StartError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Listen {
+        addr: config.listen,
+        source,
+    })?;
     let creds = pki::Credentials::load_or_create(&config.data_dir, addr)?;
     let kubeconfig = config.data_dir.join("kubeconfig");
     let display = server::socket_display(addr);
@@ -92,7 +117,12 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let tls = creds.server_config()?;
 
     let (shutdown, rx) = tokio_watch::channel(false);
-    let state = Arc::new(server::State::new(api.clone(), creds.admin_token.clone(), display, config.limits));
+    let state = Arc::new(server::State::new(
+        api.clone(),
+        creds.admin_token.clone(),
+        display,
+        config.limits,
+    ));
     let tasks = vec![
         tokio::spawn(server::serve(listener, tls, state, rx.clone())),
         tokio::spawn(controllers::crd::run(api.clone(), rx.clone())),
@@ -100,7 +130,13 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         tokio::spawn(controllers::gc::run(api.clone(), rx.clone())),
         tokio::spawn(compactor(backend, rx)),
     ];
-    Ok(Running { addr, kubeconfig, api, shutdown, tasks })
+    Ok(Running {
+        addr,
+        kubeconfig,
+        api,
+        shutdown,
+        tasks,
+    })
 }
 
 /// Compacts the store's history every five minutes to what was current five minutes ago,
@@ -112,7 +148,9 @@ async fn compactor(backend: Arc<dyn Backend>, mut shutdown: tokio_watch::Receive
             _ = tokio::time::sleep(Duration::from_secs(300)) => {}
             _ = shutdown.changed() => return,
         }
-        let Ok(now) = backend.current_revision().await else { continue };
+        let Ok(now) = backend.current_revision().await else {
+            continue;
+        };
         if let Some(rev) = previous {
             if let Err(e) = backend.compact(rev).await {
                 tracing::warn!(error = %e, "compaction failed");

@@ -3,7 +3,9 @@
 
 use base64::Engine as _;
 use rand::Rng;
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType};
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType,
+};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -11,7 +13,12 @@ use std::sync::Arc;
 #[derive(Debug, thiserror::Error)]
 pub enum PkiError {
     #[error("cannot {action} {path}: {source}")]
-    File { action: &'static str, path: PathBuf, #[source] source: std::io::Error },
+    File {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot generate a certificate: {0}")]
     Generate(#[from] rcgen::Error),
     #[error("the TLS configuration is invalid: {0}")]
@@ -32,7 +39,11 @@ fn read(path: &Path) -> Result<Option<String>, PkiError> {
     match std::fs::read_to_string(path) {
         Ok(s) => Ok(Some(s)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(PkiError::File { action: "read", path: path.into(), source }),
+        Err(source) => Err(PkiError::File {
+            action: "read",
+            path: path.into(),
+            source,
+        }),
     }
 }
 
@@ -41,7 +52,11 @@ fn write_private(path: &Path, contents: &str) -> Result<(), PkiError> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let tmp = path.with_extension("tmp");
-    let err = |action, source| PkiError::File { action, path: path.into(), source };
+    let err = |action, source| PkiError::File {
+        action,
+        path: path.into(),
+        source,
+    };
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
@@ -49,7 +64,8 @@ fn write_private(path: &Path, contents: &str) -> Result<(), PkiError> {
         .mode(0o600)
         .open(&tmp)
         .map_err(|e| err("write", e))?;
-    f.write_all(contents.as_bytes()).map_err(|e| err("write", e))?;
+    f.write_all(contents.as_bytes())
+        .map_err(|e| err("write", e))?;
     f.sync_all().map_err(|e| err("sync", e))?;
     std::fs::rename(&tmp, path).map_err(|e| err("rename", e))
 }
@@ -59,7 +75,11 @@ impl Credentials {
     /// fresh serving certificate for `listen` (so a new address never needs manual steps).
     pub fn load_or_create(dir: &Path, listen: SocketAddr) -> Result<Self, PkiError> {
         let pki = dir.join("pki");
-        std::fs::create_dir_all(&pki).map_err(|source| PkiError::File { action: "create", path: pki.clone(), source })?;
+        std::fs::create_dir_all(&pki).map_err(|source| PkiError::File {
+            action: "create",
+            path: pki.clone(),
+            source,
+        })?;
         let (ca_pem, ca_key_pem) = match (read(&pki.join("ca.crt"))?, read(&pki.join("ca.key"))?) {
             (Some(c), Some(k)) => (c, k),
             _ => {
@@ -77,23 +97,36 @@ impl Credentials {
                 t
             }
         };
-        let ca_key = KeyPair::from_pem(&ca_key_pem).map_err(|_| PkiError::Unusable { path: pki.join("ca.key") })?;
-        let issuer = Issuer::from_ca_cert_pem(&ca_pem, ca_key).map_err(|_| PkiError::Unusable { path: pki.join("ca.crt") })?;
+        let ca_key = KeyPair::from_pem(&ca_key_pem).map_err(|_| PkiError::Unusable {
+            path: pki.join("ca.key"),
+        })?;
+        let issuer = Issuer::from_ca_cert_pem(&ca_pem, ca_key).map_err(|_| PkiError::Unusable {
+            path: pki.join("ca.crt"),
+        })?;
         let (cert_pem, key_pem) = serving_cert(&issuer, listen.ip())?;
         write_private(&pki.join("apiserver.crt"), &cert_pem)?;
         write_private(&pki.join("apiserver.key"), &key_pem)?;
-        Ok(Self { ca_pem, cert_pem, key_pem, admin_token })
+        Ok(Self {
+            ca_pem,
+            cert_pem,
+            key_pem,
+            admin_token,
+        })
     }
 
     /// A rustls server configuration offering HTTP/2 and HTTP/1.1, as kube-apiserver does.
     pub fn server_config(&self) -> Result<Arc<rustls::ServerConfig>, PkiError> {
         let certs = rustls_pemfile::certs(&mut self.cert_pem.as_bytes())
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|_| PkiError::Unusable { path: "apiserver.crt".into() })?;
+            .map_err(|_| PkiError::Unusable {
+                path: "apiserver.crt".into(),
+            })?;
         let key = rustls_pemfile::private_key(&mut self.key_pem.as_bytes())
             .ok()
             .flatten()
-            .ok_or(PkiError::Unusable { path: "apiserver.key".into() })?;
+            .ok_or(PkiError::Unusable {
+                path: "apiserver.key".into(),
+            })?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()?
@@ -122,9 +155,15 @@ impl Credentials {
 fn new_ca() -> Result<(String, String), PkiError> {
     let key = KeyPair::generate()?;
     let mut params = CertificateParams::new(Vec::<String>::new())?;
-    params.distinguished_name.push(DnType::CommonName, "nodeless-ca");
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "nodeless-ca");
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
     params.not_after = rcgen::date_time_ymd(2036, 1, 1);
     let cert = params.self_signed(&key)?;
     Ok((cert.pem(), key.serialize_pem()))
@@ -132,7 +171,12 @@ fn new_ca() -> Result<(String, String), PkiError> {
 
 fn serving_cert(issuer: &Issuer<'_, KeyPair>, ip: IpAddr) -> Result<(String, String), PkiError> {
     let key = KeyPair::generate()?;
-    let mut names = vec!["localhost".to_string(), "kubernetes".into(), "kubernetes.default".into(), "kubernetes.default.svc".into()];
+    let mut names = vec![
+        "localhost".to_string(),
+        "kubernetes".into(),
+        "kubernetes.default".into(),
+        "kubernetes.default.svc".into(),
+    ];
     if let Ok(h) = std::fs::read_to_string("/etc/hostname") {
         let h = h.trim();
         if !h.is_empty() {
@@ -140,12 +184,16 @@ fn serving_cert(issuer: &Issuer<'_, KeyPair>, ip: IpAddr) -> Result<(String, Str
         }
     }
     let mut params = CertificateParams::new(names)?;
-    params.distinguished_name.push(DnType::CommonName, "nodeless-apiserver");
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "nodeless-apiserver");
     let mut ips: Vec<IpAddr> = vec![[127, 0, 0, 1].into(), std::net::Ipv6Addr::LOCALHOST.into()];
     if !ip.is_unspecified() && !ips.contains(&ip) {
         ips.push(ip);
     }
-    params.subject_alt_names.extend(ips.into_iter().map(SanType::IpAddress));
+    params
+        .subject_alt_names
+        .extend(ips.into_iter().map(SanType::IpAddress));
     params.not_after = rcgen::date_time_ymd(2035, 1, 1);
     let cert = params.signed_by(&key, issuer)?;
     Ok((cert.pem(), key.serialize_pem()))

@@ -65,13 +65,22 @@ impl Registry {
 
     pub fn custom_info(&self, rt: &ResourceType) -> Option<CustomInfo> {
         let inner = self.inner.read();
-        inner.custom.iter().find(|(t, _)| t == rt).map(|(_, i)| i.clone())
+        inner
+            .custom
+            .iter()
+            .find(|(t, _)| t == rt)
+            .map(|(_, i)| i.clone())
     }
 
     /// Every served type, built-ins first.
     pub fn all(&self) -> Vec<ResourceType> {
         let inner = self.inner.read();
-        inner.types.iter().cloned().chain(inner.custom.iter().map(|(t, _)| t.clone())).collect()
+        inner
+            .types
+            .iter()
+            .cloned()
+            .chain(inner.custom.iter().map(|(t, _)| t.clone()))
+            .collect()
     }
 
     pub fn custom(&self) -> Vec<(ResourceType, CustomInfo)> {
@@ -81,13 +90,18 @@ impl Registry {
     /// Distinct types by storage prefix: one per group/resource, whatever the versions.
     pub fn storage_types(&self) -> Vec<ResourceType> {
         let mut seen = std::collections::HashSet::new();
-        self.all().into_iter().filter(|t| seen.insert(t.key_prefix())).collect()
+        self.all()
+            .into_iter()
+            .filter(|t| seen.insert(t.key_prefix()))
+            .collect()
     }
 
     /// Replaces the custom types defined by one CRD (empty = the CRD is gone).
     pub fn set_custom(&self, group: &str, plural: &str, types: Vec<(ResourceType, CustomInfo)>) {
         let mut inner = self.inner.write();
-        inner.custom.retain(|(t, _)| !(t.group == group && t.plural == plural));
+        inner
+            .custom
+            .retain(|(t, _)| !(t.group == group && t.plural == plural));
         inner.custom.extend(types);
         inner.generation += 1;
     }

@@ -31,7 +31,11 @@ pub enum Route {
 
 /// Parses `/api/v1/namespaces/ns/pods/name/status` and friends; `None` if not an API path.
 pub fn parse_path(path: &str) -> Result<Option<Route>, StatusError> {
-    let parts: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
+    let parts: Vec<&str> = path
+        .trim_matches('/')
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
     let (group, version, rest) = match parts.as_slice() {
         ["api"] => return Ok(Some(Route::LegacyRoot)),
         ["api", v] => return Ok(Some(Route::LegacyVersion(v.to_string()))),
@@ -46,12 +50,20 @@ pub fn parse_path(path: &str) -> Result<Option<Route>, StatusError> {
     let mut namespace = None;
     // `namespaces/<ns>/<resource>...` addresses namespaced objects; `namespaces/<ns>` alone
     // (or with a subresource such as `finalize`) is the namespace object itself.
-    if rest.first() == Some(&"namespaces") && rest.len() >= 3 && !is_namespace_subresource(rest[2]) {
+    if rest.first() == Some(&"namespaces") && rest.len() >= 3 && !is_namespace_subresource(rest[2])
+    {
         namespace = Some(rest[1].to_string());
         rest = &rest[2..];
     }
     let target = match rest {
-        [plural] => Target { plural: plural.to_string(), name: None, subresource: None, namespace, group: group.into(), version: version.into() },
+        [plural] => Target {
+            plural: plural.to_string(),
+            name: None,
+            subresource: None,
+            namespace,
+            group: group.into(),
+            version: version.into(),
+        },
         [plural, name] => Target {
             plural: plural.to_string(),
             name: Some(name.to_string()),
@@ -68,7 +80,13 @@ pub fn parse_path(path: &str) -> Result<Option<Route>, StatusError> {
             group: group.into(),
             version: version.into(),
         },
-        _ => return Err(StatusError::new(404, "NotFound", format!("the server could not find the requested resource ({path})"))),
+        _ => {
+            return Err(StatusError::new(
+                404,
+                "NotFound",
+                format!("the server could not find the requested resource ({path})"),
+            ))
+        }
     };
     Ok(Some(Route::Resource(target)))
 }
@@ -92,13 +110,23 @@ mod tests {
     fn namespaced_subresource_paths_are_split() {
         let t = target("/api/v1/namespaces/default/pods/web/status");
         assert_eq!(t.namespace.as_deref(), Some("default"));
-        assert_eq!((t.plural.as_str(), t.name.as_deref(), t.subresource.as_deref()), ("pods", Some("web"), Some("status")));
+        assert_eq!(
+            (
+                t.plural.as_str(),
+                t.name.as_deref(),
+                t.subresource.as_deref()
+            ),
+            ("pods", Some("web"), Some("status"))
+        );
     }
 
     #[test]
     fn namespace_object_and_its_finalize_subresource() {
         let t = target("/api/v1/namespaces/team-a");
-        assert_eq!((t.plural.as_str(), t.name.as_deref(), t.namespace), ("namespaces", Some("team-a"), None));
+        assert_eq!(
+            (t.plural.as_str(), t.name.as_deref(), t.namespace),
+            ("namespaces", Some("team-a"), None)
+        );
         let f = target("/api/v1/namespaces/team-a/finalize");
         assert_eq!(f.subresource.as_deref(), Some("finalize"));
     }
@@ -106,8 +134,14 @@ mod tests {
     #[test]
     fn group_paths_and_discovery_roots() {
         let t = target("/apis/apps/v1/deployments");
-        assert_eq!((t.group.as_str(), t.version.as_str(), t.name), ("apps", "v1", None));
-        assert_eq!(parse_path("/apis/apps").ok().flatten(), Some(Route::Group("apps".into())));
+        assert_eq!(
+            (t.group.as_str(), t.version.as_str(), t.name),
+            ("apps", "v1", None)
+        );
+        assert_eq!(
+            parse_path("/apis/apps").ok().flatten(),
+            Some(Route::Group("apps".into()))
+        );
         assert_eq!(parse_path("/healthz").ok().flatten(), None);
     }
 }

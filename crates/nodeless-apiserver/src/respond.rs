@@ -15,7 +15,11 @@ pub fn full(bytes: impl Into<Bytes>) -> Body {
 }
 
 pub fn json_response<T: Serialize + ?Sized>(code: StatusCode, value: &T) -> Response<Body> {
-    json_bytes(code, serde_json::to_vec(value).unwrap_or_default(), "application/json")
+    json_bytes(
+        code,
+        serde_json::to_vec(value).unwrap_or_default(),
+        "application/json",
+    )
 }
 
 pub fn json_bytes(code: StatusCode, bytes: Vec<u8>, content_type: &str) -> Response<Body> {
@@ -34,7 +38,8 @@ pub fn error_response(e: &StatusError) -> Response<Body> {
     let code = StatusCode::from_u16(e.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut r = json_response(code, &e.to_status());
     if let Some(secs) = e.details.as_ref().and_then(|d| d.retry_after_seconds) {
-        r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
     }
     r
 }
@@ -42,7 +47,10 @@ pub fn error_response(e: &StatusError) -> Response<Body> {
 pub fn text(code: StatusCode, s: &'static str) -> Response<Body> {
     let mut r = Response::new(full(s));
     *r.status_mut() = code;
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     r
 }
 
@@ -75,7 +83,10 @@ pub fn negotiate(accept: Option<&str>) -> Result<Representation, StatusError> {
     for part in accept.split(',') {
         let mut params = part.split(';').map(str::trim);
         let media = params.next().unwrap_or("");
-        if !matches!(media, "application/json" | "*/*" | "application/*" | "application/yaml" | "") {
+        if !matches!(
+            media,
+            "application/json" | "*/*" | "application/*" | "application/yaml" | ""
+        ) {
             continue;
         }
         let mut as_ = None;
@@ -91,11 +102,17 @@ pub fn negotiate(accept: Option<&str>) -> Result<Representation, StatusError> {
         }
         match (as_, group, version) {
             (None, _, _) => return Ok(Representation::Object),
-            (Some("Table"), Some("meta.k8s.io"), Some("v1" | "v1beta1")) => return Ok(Representation::Table),
-            (Some("PartialObjectMetadata" | "PartialObjectMetadataList"), Some("meta.k8s.io"), Some("v1" | "v1beta1")) => {
-                return Ok(Representation::PartialMetadata)
+            (Some("Table"), Some("meta.k8s.io"), Some("v1" | "v1beta1")) => {
+                return Ok(Representation::Table)
             }
-            (Some("APIGroupDiscoveryList"), Some("apidiscovery.k8s.io"), Some("v2")) => return Ok(Representation::Discovery("v2")),
+            (
+                Some("PartialObjectMetadata" | "PartialObjectMetadataList"),
+                Some("meta.k8s.io"),
+                Some("v1" | "v1beta1"),
+            ) => return Ok(Representation::PartialMetadata),
+            (Some("APIGroupDiscoveryList"), Some("apidiscovery.k8s.io"), Some("v2")) => {
+                return Ok(Representation::Discovery("v2"))
+            }
             (Some("APIGroupDiscoveryList"), Some("apidiscovery.k8s.io"), Some("v2beta1")) => {
                 return Ok(Representation::Discovery("v2beta1"))
             }
@@ -126,7 +143,11 @@ mod tests {
 
     #[test]
     fn aggregated_discovery_is_recognised() {
-        let a = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json";
-        assert_eq!(negotiate(Some(a)).ok(), Some(Representation::Discovery("v2")));
+        let a =
+            "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json";
+        assert_eq!(
+            negotiate(Some(a)).ok(),
+            Some(Representation::Discovery("v2"))
+        );
     }
 }

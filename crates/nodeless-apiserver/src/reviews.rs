@@ -27,7 +27,9 @@ pub fn answer(rt: &ResourceType, mut review: Value) -> Option<Result<Value, Stat
         _ => return None,
     };
     if !review.is_object() {
-        return Some(Err(StatusError::bad_request("the review must be an object")));
+        return Some(Err(StatusError::bad_request(
+            "the review must be an object",
+        )));
     }
     review["apiVersion"] = json!(rt.api_version());
     review["kind"] = json!(rt.kind);

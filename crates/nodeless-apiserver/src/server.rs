@@ -25,7 +25,11 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_inflight: 400, max_mutating: 200, max_body_bytes: 3 * 1024 * 1024 }
+        Self {
+            max_inflight: 400,
+            max_mutating: 200,
+            max_body_bytes: 3 * 1024 * 1024,
+        }
     }
 }
 
@@ -80,14 +84,15 @@ pub async fn serve(
         let state = state.clone();
         let watcher = graceful.watcher();
         tokio::spawn(async move {
-            let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => {
-                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => return,
-            };
+            let tls =
+                match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => {
+                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => return,
+                };
             let service = hyper::service::service_fn(move |req| {
                 let state = state.clone();
                 async move { Ok::<_, std::convert::Infallible>(route(state, req).await) }
@@ -107,7 +112,10 @@ async fn route(state: Arc<State>, req: Request<Incoming>) -> Response<Body> {
     let path = req.uri().path().to_string();
     match path.as_str() {
         "/healthz" | "/livez" | "/readyz" => return respond::text(StatusCode::OK, "ok"),
-        p if p.starts_with("/healthz/") || p.starts_with("/livez/") || p.starts_with("/readyz/") => {
+        p if p.starts_with("/healthz/")
+            || p.starts_with("/livez/")
+            || p.starts_with("/readyz/") =>
+        {
             return respond::text(StatusCode::OK, "ok")
         }
         "/version" => return respond::json_response(StatusCode::OK, &crate::version::info()),
@@ -116,12 +124,19 @@ async fn route(state: Arc<State>, req: Request<Incoming>) -> Response<Body> {
     if !authenticated(&state, &req) {
         return error_response(&StatusError::unauthorized());
     }
-    let mutating = matches!(*req.method(), Method::POST | Method::PUT | Method::PATCH | Method::DELETE);
+    let mutating = matches!(
+        *req.method(),
+        Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+    );
     let long_running = handlers::is_long_running(&req);
     let _permit = if long_running {
         None
     } else {
-        let sem = if mutating { &state.mutating } else { &state.readonly };
+        let sem = if mutating {
+            &state.mutating
+        } else {
+            &state.readonly
+        };
         match sem.try_acquire() {
             Ok(p) => Some(p),
             Err(_) => return error_response(&StatusError::too_many_requests(1)),
@@ -131,10 +146,16 @@ async fn route(state: Arc<State>, req: Request<Incoming>) -> Response<Body> {
 }
 
 fn authenticated(state: &State, req: &Request<Incoming>) -> bool {
-    let Some(h) = req.headers().get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
+    let Some(h) = req
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    else {
         return false;
     };
-    let Some(token) = h.strip_prefix("Bearer ") else { return false };
+    let Some(token) = h.strip_prefix("Bearer ") else {
+        return false;
+    };
     constant_time_eq(token.trim().as_bytes(), state.token.as_bytes())
 }
 
@@ -147,15 +168,26 @@ pub async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, StatusErro
     use http_body_util::BodyExt;
     match http_body_util::Limited::new(body, limit).collect().await {
         Ok(c) => Ok(c.to_bytes()),
-        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(
-            StatusError::request_entity_too_large(format!("Request entity too large: limit is {limit}")),
-        ),
-        Err(e) => Err(StatusError::bad_request(format!("cannot read the request body: {e}"))),
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            Err(StatusError::request_entity_too_large(format!(
+                "Request entity too large: limit is {limit}"
+            )))
+        }
+        Err(e) => Err(StatusError::bad_request(format!(
+            "cannot read the request body: {e}"
+        ))),
     }
 }
 
 pub fn socket_display(addr: SocketAddr) -> String {
-    let ip = if addr.ip().is_unspecified() { "127.0.0.1".to_string() } else { addr.ip().to_string() };
+    let ip = if addr.ip().is_unspecified() {
+        "127.0.0.1".to_string()
+    } else {
+        addr.ip().to_string()
+    };
     if addr.is_ipv6() && !addr.ip().is_unspecified() {
         format!("[{ip}]:{}", addr.port())
     } else {

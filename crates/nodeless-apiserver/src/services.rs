@@ -19,21 +19,44 @@ fn in_range(ip: Ipv4Addr) -> bool {
 }
 
 fn used(api: &Api) -> HashSet<String> {
-    let Some(rt) = api.registry.lookup("", "v1", "services") else { return HashSet::new() };
-    let opts = nodeless_store::ListOptions { prefix: rt.key_prefix(), ..Default::default() };
+    let Some(rt) = api.registry.lookup("", "v1", "services") else {
+        return HashSet::new();
+    };
+    let opts = nodeless_store::ListOptions {
+        prefix: rt.key_prefix(),
+        ..Default::default()
+    };
     api.cache
         .list(&opts)
-        .map(|p| p.items.iter().filter_map(|o| o.value.pointer("/spec/clusterIP").and_then(Value::as_str).map(String::from)).collect())
+        .map(|p| {
+            p.items
+                .iter()
+                .filter_map(|o| {
+                    o.value
+                        .pointer("/spec/clusterIP")
+                        .and_then(Value::as_str)
+                        .map(String::from)
+                })
+                .collect()
+        })
         .unwrap_or_default()
 }
 
 /// Gives a new Service its ClusterIP (or checks the one it asks for).
 pub fn allocate_cluster_ip(api: &Api, svc: &mut Value) -> Result<(), StatusError> {
-    let kind = svc.pointer("/spec/type").and_then(Value::as_str).unwrap_or("ClusterIP").to_string();
+    let kind = svc
+        .pointer("/spec/type")
+        .and_then(Value::as_str)
+        .unwrap_or("ClusterIP")
+        .to_string();
     if kind == "ExternalName" {
         return Ok(());
     }
-    let requested = svc.pointer("/spec/clusterIP").and_then(Value::as_str).unwrap_or("").to_string();
+    let requested = svc
+        .pointer("/spec/clusterIP")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
     let name = meta::name(svc).unwrap_or_default().to_string();
     if requested == "None" {
         svc["spec"]["clusterIPs"] = json!(["None"]);
@@ -48,14 +71,27 @@ pub fn allocate_cluster_ip(api: &Api, svc: &mut Value) -> Result<(), StatusError
             .ok_or_else(|| StatusError::internal("no free ClusterIP in the service range"))?
     } else {
         let parsed: Ipv4Addr = requested.parse().map_err(|_| {
-            StatusError::invalid("", "Service", &name, &vec![FieldError::invalid("spec.clusterIPs[0]", requested.clone(), "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)")])
+            StatusError::invalid(
+                "",
+                "Service",
+                &name,
+                &vec![FieldError::invalid(
+                    "spec.clusterIPs[0]",
+                    requested.clone(),
+                    "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)",
+                )],
+            )
         })?;
         if !in_range(parsed) {
             let e = FieldError::invalid("spec.clusterIPs", requested.clone(), "failed to allocate IP: the provided IP is not in the valid range. The range of valid IPs is 10.96.0.0/12");
             return Err(StatusError::invalid("", "Service", &name, &vec![e]));
         }
         if taken.contains(&requested) {
-            let e = FieldError::invalid("spec.clusterIPs", requested.clone(), "failed to allocate IP: provided IP is already allocated");
+            let e = FieldError::invalid(
+                "spec.clusterIPs",
+                requested.clone(),
+                "failed to allocate IP: provided IP is already allocated",
+            );
             return Err(StatusError::invalid("", "Service", &name, &vec![e]));
         }
         requested

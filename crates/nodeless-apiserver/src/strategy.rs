@@ -27,7 +27,10 @@ pub fn generate_name(prefix: &str) -> String {
 /// Sets what the server owns on a new object and drops what a create may not set.
 pub fn prepare_for_create(rt: &ResourceType, obj: &mut Value) {
     let md = meta::metadata_mut(obj);
-    md.insert("uid".into(), Value::String(uuid::Uuid::new_v4().to_string()));
+    md.insert(
+        "uid".into(),
+        Value::String(uuid::Uuid::new_v4().to_string()),
+    );
     md.insert("creationTimestamp".into(), Value::String(now_rfc3339()));
     md.remove("resourceVersion");
     md.remove("deletionTimestamp");
@@ -114,7 +117,13 @@ pub fn prepare_for_update(rt: &ResourceType, part: Part, new: &mut Value, old: &
         return;
     }
     // Server-owned metadata always comes from the stored object.
-    for field in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation"] {
+    for field in [
+        "uid",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "generation",
+    ] {
         match old.get("metadata").and_then(|m| m.get(field)) {
             Some(v) => {
                 meta::metadata_mut(new).insert(field.into(), v.clone());
@@ -139,7 +148,9 @@ pub fn prepare_for_update(rt: &ResourceType, part: Part, new: &mut Value, old: &
     if rt.group.is_empty() && rt.kind == "Service" {
         // clusterIP is allocated once; an update that leaves it out keeps it.
         for field in ["clusterIP", "clusterIPs"] {
-            let missing = new.pointer(&format!("/spec/{field}")).is_none_or(|v| v.is_null() || v == "");
+            let missing = new
+                .pointer(&format!("/spec/{field}"))
+                .is_none_or(|v| v.is_null() || v == "");
             if let (true, Some(v)) = (missing, old.pointer(&format!("/spec/{field}"))) {
                 new["spec"][field] = v.clone();
             }
@@ -174,7 +185,10 @@ pub fn validate_scope(rt: &ResourceType, obj: &Value) -> ErrorList {
         errs.push(FieldError::required("metadata.namespace", ""));
     }
     if !rt.namespaced && meta::namespace(obj).is_some() {
-        errs.push(FieldError::forbidden("metadata.namespace", "not allowed on this type"));
+        errs.push(FieldError::forbidden(
+            "metadata.namespace",
+            "not allowed on this type",
+        ));
     }
     errs
 }
@@ -185,14 +199,18 @@ mod tests {
     use nodeless_core::resource::builtins;
 
     fn rt(kind: &str) -> ResourceType {
-        builtins().into_iter().find(|r| r.kind == kind).expect("kind")
+        builtins()
+            .into_iter()
+            .find(|r| r.kind == kind)
+            .expect("kind")
     }
 
     #[test]
     fn a_main_write_keeps_status_and_bumps_generation_on_spec_change() {
         let d = rt("Deployment");
         let old = json!({"metadata": {"name": "a", "generation": 1, "uid": "u"}, "spec": {"replicas": 1}, "status": {"replicas": 1}});
-        let mut new = json!({"metadata": {"name": "a"}, "spec": {"replicas": 2}, "status": {"replicas": 9}});
+        let mut new =
+            json!({"metadata": {"name": "a"}, "spec": {"replicas": 2}, "status": {"replicas": 9}});
         prepare_for_update(&d, Part::Main, &mut new, &old);
         assert_eq!(new["status"]["replicas"], 1);
         assert_eq!(new["metadata"]["generation"], 2);
@@ -214,7 +232,10 @@ mod tests {
     fn pods_start_pending_with_a_qos_class() {
         let mut p = json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "resources": {"limits": {"cpu": "1", "memory": "1Gi"}, "requests": {"cpu": "1", "memory": "1Gi"}}}]}, "status": {"phase": "Running"}});
         prepare_for_create(&rt("Pod"), &mut p);
-        assert_eq!(p["status"], json!({"phase": "Pending", "qosClass": "Guaranteed"}));
+        assert_eq!(
+            p["status"],
+            json!({"phase": "Pending", "qosClass": "Guaranteed"})
+        );
         assert!(p["metadata"]["uid"].is_string());
     }
 }

@@ -1,7 +1,9 @@
 //! Subresources: status, scale, pods/binding, pods/eviction, namespaces/finalize, and the
 //! node-side streaming endpoints (log, exec, attach, portforward).
 
-use crate::handlers::{parse_body, patch_body, req_content_type, write_options, write_response, Query};
+use crate::handlers::{
+    parse_body, patch_body, req_content_type, write_options, write_response, Query,
+};
 use crate::respond::{json_response, Body, Representation};
 use crate::rest::{DeleteOptions, DeleteOutcome};
 use crate::server::{read_body, State};
@@ -30,47 +32,89 @@ pub async fn handle(
     match (sub, method) {
         ("status", Method::GET) if rt.has_status => {
             let obj = api.get(rt, ns, name)?;
-            Ok(crate::tables::object_response(state, rt, &obj, rep, StatusCode::OK))
+            Ok(crate::tables::object_response(
+                state,
+                rt,
+                &obj,
+                rep,
+                StatusCode::OK,
+            ))
         }
         ("status", Method::PUT) if rt.has_status => {
-            let body = parse_body(&req_content_type(&req), read_body(req.into_body(), state.limits.max_body_bytes).await?)?;
-            let out = api.update(rt, ns, name, Part::Status, body, &write_options(q)?).await?;
+            let body = parse_body(
+                &req_content_type(&req),
+                read_body(req.into_body(), state.limits.max_body_bytes).await?,
+            )?;
+            let out = api
+                .update(rt, ns, name, Part::Status, body, &write_options(q)?)
+                .await?;
             Ok(write_response(state, rt, out, rep))
         }
         ("status", Method::PATCH) if rt.has_status => {
             let (pt, bytes) = patch_body(state, req).await?;
-            let out = api.patch(rt, ns, name, Part::Status, pt, &bytes, &write_options(q)?).await?;
+            let out = api
+                .patch(rt, ns, name, Part::Status, pt, &bytes, &write_options(q)?)
+                .await?;
             Ok(write_response(state, rt, out, rep))
         }
         ("scale", m) if rt.scale.is_some() => scale(state, req, m, rt, ns, name, q).await,
         ("finalize", Method::PUT) if rt.group.is_empty() && rt.kind == "Namespace" => {
-            let body = parse_body(&req_content_type(&req), read_body(req.into_body(), state.limits.max_body_bytes).await?)?;
-            let finalizers = body.pointer("/spec/finalizers").cloned().unwrap_or(json!([]));
+            let body = parse_body(
+                &req_content_type(&req),
+                read_body(req.into_body(), state.limits.max_body_bytes).await?,
+            )?;
+            let finalizers = body
+                .pointer("/spec/finalizers")
+                .cloned()
+                .unwrap_or(json!([]));
             let out = api.finalize_namespace(rt, name, finalizers).await?;
             Ok(json_response(StatusCode::OK, &*out))
         }
         ("binding", Method::POST) if is_pod => {
-            let body = parse_body(&req_content_type(&req), read_body(req.into_body(), state.limits.max_body_bytes).await?)?;
-            let node = body.pointer("/target/name").and_then(Value::as_str).unwrap_or_default().to_string();
+            let body = parse_body(
+                &req_content_type(&req),
+                read_body(req.into_body(), state.limits.max_body_bytes).await?,
+            )?;
+            let node = body
+                .pointer("/target/name")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
             api.bind_pod(rt, ns, name, &node).await?;
-            Ok(json_response(StatusCode::CREATED, &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201})))
+            Ok(json_response(
+                StatusCode::CREATED,
+                &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
+            ))
         }
         ("eviction", Method::POST) if is_pod => {
-            let body = parse_body(&req_content_type(&req), read_body(req.into_body(), state.limits.max_body_bytes).await?)?;
+            let body = parse_body(
+                &req_content_type(&req),
+                read_body(req.into_body(), state.limits.max_body_bytes).await?,
+            )?;
             let opts = DeleteOptions::from_parts(body.get("deleteOptions"), &Query::new())?;
             api.evict(rt, ns, name, &opts).await?;
-            Ok(json_response(StatusCode::CREATED, &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201})))
+            Ok(json_response(
+                StatusCode::CREATED,
+                &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
+            ))
         }
         ("log" | "exec" | "attach" | "portforward" | "proxy", _) if is_pod => {
             let pod = api.get(rt, ns, name)?;
-            let node = pod.pointer("/spec/nodeName").and_then(Value::as_str).unwrap_or("");
+            let node = pod
+                .pointer("/spec/nodeName")
+                .and_then(Value::as_str)
+                .unwrap_or("");
             if node.is_empty() {
-                return Err(StatusError::bad_request(format!("pod {name} does not have a host assigned")));
+                return Err(StatusError::bad_request(format!(
+                    "pod {name} does not have a host assigned"
+                )));
             }
             Err(StatusError::new(
                 501,
                 "NotImplemented",
-                format!("pods/{sub} is not served yet: no host agent is connected to this API server"),
+                format!(
+                    "pods/{sub} is not served yet: no host agent is connected to this API server"
+                ),
             ))
         }
         (_, m) => Err(StatusError::new(
@@ -83,13 +127,20 @@ pub async fn handle(
 
 /// The `autoscaling/v1` Scale view of an object with a replicas field.
 fn scale_of(rt: &ResourceType, obj: &Value) -> Value {
-    let paths = rt.scale.clone().unwrap_or_else(|| nodeless_core::resource::ScalePaths {
-        spec_replicas: ".spec.replicas".into(),
-        status_replicas: ".status.replicas".into(),
-        label_selector: None,
-    });
-    let spec = meta::get_path(obj, &paths.spec_replicas).and_then(Value::as_i64).unwrap_or(0);
-    let status = meta::get_path(obj, &paths.status_replicas).and_then(Value::as_i64).unwrap_or(0);
+    let paths = rt
+        .scale
+        .clone()
+        .unwrap_or_else(|| nodeless_core::resource::ScalePaths {
+            spec_replicas: ".spec.replicas".into(),
+            status_replicas: ".status.replicas".into(),
+            label_selector: None,
+        });
+    let spec = meta::get_path(obj, &paths.spec_replicas)
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
+    let status = meta::get_path(obj, &paths.status_replicas)
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
     let mut st = json!({"replicas": status});
     let selector = paths
         .label_selector
@@ -116,11 +167,25 @@ fn selector_string(sel: &Value) -> Option<String> {
     let mut parts: Vec<String> = sel
         .get("matchLabels")
         .and_then(Value::as_object)
-        .map(|m| m.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default())).collect())
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                .collect()
+        })
         .unwrap_or_default();
-    for e in sel.get("matchExpressions").and_then(Value::as_array).into_iter().flatten() {
+    for e in sel
+        .get("matchExpressions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         let key = e["key"].as_str().unwrap_or_default();
-        let vals: Vec<&str> = e["values"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+        let vals: Vec<&str> = e["values"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
         parts.push(match e["operator"].as_str().unwrap_or_default() {
             "In" => format!("{key} in ({})", vals.join(",")),
             "NotIn" => format!("{key} notin ({})", vals.join(",")),
@@ -145,21 +210,48 @@ async fn scale(
     let current_scale = scale_of(rt, &current);
     let requested = match method {
         Method::GET => return Ok(json_response(StatusCode::OK, &current_scale)),
-        Method::PUT => parse_body(&req_content_type(&req), read_body(req.into_body(), state.limits.max_body_bytes).await?)?,
+        Method::PUT => parse_body(
+            &req_content_type(&req),
+            read_body(req.into_body(), state.limits.max_body_bytes).await?,
+        )?,
         Method::PATCH => {
             let (pt, bytes) = patch_body(state, req).await?;
-            let pt = if pt == PatchType::Strategic { PatchType::Merge } else { pt };
+            let pt = if pt == PatchType::Strategic {
+                PatchType::Merge
+            } else {
+                pt
+            };
             patch::apply_patch(pt, "autoscaling", "Scale", &current_scale, &bytes)?
         }
-        m => return Err(StatusError::new(405, "MethodNotAllowed", format!("{m} is not supported on scale"))),
+        m => {
+            return Err(StatusError::new(
+                405,
+                "MethodNotAllowed",
+                format!("{m} is not supported on scale"),
+            ))
+        }
     };
-    let replicas = requested.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(0);
+    let replicas = requested
+        .pointer("/spec/replicas")
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
     if replicas < 0 {
-        let e = nodeless_core::FieldError::invalid("spec.replicas", replicas, "must be greater than or equal to 0");
+        let e = nodeless_core::FieldError::invalid(
+            "spec.replicas",
+            replicas,
+            "must be greater than or equal to 0",
+        );
         return Err(StatusError::invalid("autoscaling", "Scale", name, &vec![e]));
     }
-    let rv = requested.pointer("/metadata/resourceVersion").and_then(Value::as_str).map(String::from);
-    let spec_path = rt.scale.as_ref().map(|s| s.spec_replicas.clone()).unwrap_or_else(|| ".spec.replicas".into());
+    let rv = requested
+        .pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
+        .map(String::from);
+    let spec_path = rt
+        .scale
+        .as_ref()
+        .map(|s| s.spec_replicas.clone())
+        .unwrap_or_else(|| ".spec.replicas".into());
     let mut obj = (*current).clone();
     meta::set_path(&mut obj, &spec_path, json!(replicas));
     match rv {
@@ -168,13 +260,21 @@ async fn scale(
             meta::remove(&mut obj, "resourceVersion");
         }
     }
-    let out = api.update(rt, ns, name, Part::Main, obj, &write_options(q)?).await?;
+    let out = api
+        .update(rt, ns, name, Part::Main, obj, &write_options(q)?)
+        .await?;
     Ok(json_response(StatusCode::OK, &scale_of(rt, &out.object)))
 }
 
 impl crate::rest::Api {
     /// Assigns a Pod to a node once, as the binding subresource does.
-    pub async fn bind_pod(&self, rt: &ResourceType, ns: Option<&str>, name: &str, node: &str) -> Result<(), StatusError> {
+    pub async fn bind_pod(
+        &self,
+        rt: &ResourceType,
+        ns: Option<&str>,
+        name: &str,
+        node: &str,
+    ) -> Result<(), StatusError> {
         if node.is_empty() {
             let e = nodeless_core::FieldError::required("target.name", "");
             return Err(StatusError::invalid("", "Binding", name, &vec![e]));
@@ -182,11 +282,24 @@ impl crate::rest::Api {
         let key = rt.key(ns, name);
         self.modify(rt, &key, name, |cur| {
             if meta::deletion_timestamp(cur).is_some() {
-                return Err(StatusError::conflict("", "pods", name, "pod is being deleted, cannot be assigned to a host"));
+                return Err(StatusError::conflict(
+                    "",
+                    "pods",
+                    name,
+                    "pod is being deleted, cannot be assigned to a host",
+                ));
             }
-            let existing = cur.pointer("/spec/nodeName").and_then(Value::as_str).unwrap_or("");
+            let existing = cur
+                .pointer("/spec/nodeName")
+                .and_then(Value::as_str)
+                .unwrap_or("");
             if !existing.is_empty() {
-                return Err(StatusError::conflict("", "pods", name, &format!("pod {name} is already assigned to node \"{existing}\"")));
+                return Err(StatusError::conflict(
+                    "",
+                    "pods",
+                    name,
+                    &format!("pod {name} is already assigned to node \"{existing}\""),
+                ));
             }
             let mut pod = (**cur).clone();
             pod["spec"]["nodeName"] = json!(node);
@@ -200,20 +313,46 @@ impl crate::rest::Api {
     /// Deletes a Pod through the eviction API, honouring its PodDisruptionBudget as upstream:
     /// a running Pod is evicted only while the budget allows a disruption, and each eviction
     /// spends one (recorded in the budget's status before the Pod goes).
-    pub async fn evict(&self, rt: &ResourceType, ns: Option<&str>, name: &str, opts: &DeleteOptions) -> Result<DeleteOutcome, StatusError> {
+    pub async fn evict(
+        &self,
+        rt: &ResourceType,
+        ns: Option<&str>,
+        name: &str,
+        opts: &DeleteOptions,
+    ) -> Result<DeleteOutcome, StatusError> {
         let pod = self.get(rt, ns, name)?;
-        let phase = pod.pointer("/status/phase").and_then(Value::as_str).unwrap_or("");
-        let exempt = meta::deletion_timestamp(&pod).is_some() || matches!(phase, "Pending" | "Succeeded" | "Failed" | "");
+        let phase = pod
+            .pointer("/status/phase")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let exempt = meta::deletion_timestamp(&pod).is_some()
+            || matches!(phase, "Pending" | "Succeeded" | "Failed" | "");
         if !exempt {
             self.spend_disruption(&pod, ns, name).await?;
         }
         self.delete(rt, ns, name, opts).await
     }
 
-    async fn spend_disruption(&self, pod: &Value, ns: Option<&str>, name: &str) -> Result<(), StatusError> {
-        let Some(pdb_type) = self.registry.lookup("policy", "v1", "poddisruptionbudgets") else { return Ok(()) };
+    async fn spend_disruption(
+        &self,
+        pod: &Value,
+        ns: Option<&str>,
+        name: &str,
+    ) -> Result<(), StatusError> {
+        let Some(pdb_type) = self.registry.lookup("policy", "v1", "poddisruptionbudgets") else {
+            return Ok(());
+        };
         let labels = meta::labels(pod);
-        let budgets = self.list(&pdb_type, ns, &crate::rest::ListQuery { resource_version: Some("0".into()), ..Default::default() }).await?;
+        let budgets = self
+            .list(
+                &pdb_type,
+                ns,
+                &crate::rest::ListQuery {
+                    resource_version: Some("0".into()),
+                    ..Default::default()
+                },
+            )
+            .await?;
         let matching: Vec<_> = budgets
             .items
             .iter()
@@ -234,9 +373,17 @@ impl crate::rest::Api {
         };
         let budget_name = meta::name(budget).unwrap_or_default().to_string();
         let refuse = |why: String| {
-            let mut e = StatusError::new(429, "TooManyRequests", "Cannot evict pod as it would violate the pod's disruption budget.");
+            let mut e = StatusError::new(
+                429,
+                "TooManyRequests",
+                "Cannot evict pod as it would violate the pod's disruption budget.",
+            );
             e.details = Some(nodeless_core::status::Details {
-                causes: vec![nodeless_core::status::Cause { reason: "DisruptionBudget".into(), message: why, field: String::new() }],
+                causes: vec![nodeless_core::status::Cause {
+                    reason: "DisruptionBudget".into(),
+                    message: why,
+                    field: String::new(),
+                }],
                 retry_after_seconds: Some(10),
                 ..Default::default()
             });
@@ -268,7 +415,12 @@ impl crate::rest::Api {
     }
 
     /// Sets a namespace's spec.finalizers; the namespace goes once nothing else holds it.
-    pub async fn finalize_namespace(&self, rt: &ResourceType, name: &str, finalizers: Value) -> Result<std::sync::Arc<Value>, StatusError> {
+    pub async fn finalize_namespace(
+        &self,
+        rt: &ResourceType,
+        name: &str,
+        finalizers: Value,
+    ) -> Result<std::sync::Arc<Value>, StatusError> {
         let key = rt.key(None, name);
         let (obj, _) = self
             .modify(rt, &key, name, |cur| {
@@ -286,8 +438,12 @@ impl crate::rest::Api {
 
 fn set_condition(pod: &mut Value, kind: &str, status: &str) {
     let now = crate::strategy::now_rfc3339();
-    let cond = json!({"type": kind, "status": status, "lastProbeTime": null, "lastTransitionTime": now});
-    let conds = pod["status"]["conditions"].as_array().cloned().unwrap_or_default();
+    let cond =
+        json!({"type": kind, "status": status, "lastProbeTime": null, "lastTransitionTime": now});
+    let conds = pod["status"]["conditions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     let mut conds: Vec<Value> = conds.into_iter().filter(|c| c["type"] != kind).collect();
     conds.push(cond);
     pod["status"]["conditions"] = json!(conds);

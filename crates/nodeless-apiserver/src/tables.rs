@@ -12,7 +12,9 @@ use std::sync::Arc;
 fn crd_columns(state: &State, rt: &ResourceType) -> Option<Vec<PrinterColumn>> {
     let info = state.api.registry.custom_info(rt)?;
     // A CRD without columns still gets upstream's Age column: pass an empty list, not None.
-    let Some(cols) = info.printer_columns.as_array() else { return Some(Vec::new()) };
+    let Some(cols) = info.printer_columns.as_array() else {
+        return Some(Vec::new());
+    };
     Some(
         cols.iter()
             .map(|c| PrinterColumn {
@@ -29,17 +31,43 @@ fn crd_columns(state: &State, rt: &ResourceType) -> Option<Vec<PrinterColumn>> {
 
 /// A `Table` of the given objects, with the type's printer columns.
 pub fn table_of(state: &State, rt: &ResourceType, objects: &[&Value], list_meta: Value) -> Value {
-    let cols = if rt.custom { crd_columns(state, rt) } else { None };
-    table::build_table(&rt.group, &rt.kind, cols.as_deref(), objects, IncludeObject::Metadata, list_meta, chrono::Utc::now())
+    let cols = if rt.custom {
+        crd_columns(state, rt)
+    } else {
+        None
+    };
+    table::build_table(
+        &rt.group,
+        &rt.kind,
+        cols.as_deref(),
+        objects,
+        IncludeObject::Metadata,
+        list_meta,
+        chrono::Utc::now(),
+    )
 }
 
 fn partial_metadata(obj: &Value) -> Value {
     json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": obj.get("metadata").cloned().unwrap_or(json!({}))})
 }
 
-pub fn object_response(state: &State, rt: &ResourceType, obj: &Value, rep: Representation, code: StatusCode) -> Response<Body> {
+pub fn object_response(
+    state: &State,
+    rt: &ResourceType,
+    obj: &Value,
+    rep: Representation,
+    code: StatusCode,
+) -> Response<Body> {
     match rep {
-        Representation::Table => json_response(code, &table_of(state, rt, &[obj], json!({"resourceVersion": obj["metadata"]["resourceVersion"]}))),
+        Representation::Table => json_response(
+            code,
+            &table_of(
+                state,
+                rt,
+                &[obj],
+                json!({"resourceVersion": obj["metadata"]["resourceVersion"]}),
+            ),
+        ),
         Representation::PartialMetadata => json_response(code, &partial_metadata(obj)),
         _ => json_response(code, obj),
     }
@@ -56,7 +84,12 @@ pub fn list_meta(list: &ListResult) -> Value {
     m
 }
 
-pub fn list_response(state: &State, rt: &ResourceType, list: ListResult, rep: Representation) -> Response<Body> {
+pub fn list_response(
+    state: &State,
+    rt: &ResourceType,
+    list: ListResult,
+    rep: Representation,
+) -> Response<Body> {
     let meta = list_meta(&list);
     match rep {
         Representation::Table => {
@@ -65,9 +98,16 @@ pub fn list_response(state: &State, rt: &ResourceType, list: ListResult, rep: Re
         }
         Representation::PartialMetadata => {
             let items: Vec<Value> = list.items.iter().map(|o| partial_metadata(o)).collect();
-            json_response(StatusCode::OK, &json!({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": meta, "items": items}))
+            json_response(
+                StatusCode::OK,
+                &json!({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": meta, "items": items}),
+            )
         }
-        _ => json_bytes(StatusCode::OK, encode_list(rt, &meta, &list.items), "application/json"),
+        _ => json_bytes(
+            StatusCode::OK,
+            encode_list(rt, &meta, &list.items),
+            "application/json",
+        ),
     }
 }
 

@@ -44,8 +44,15 @@ fn hpa_v1_to_v2(obj: &Value) -> Value {
     copy(obj, &mut out, &["metadata"]);
     let spec = &obj["spec"];
     let mut s = Map::new();
-    copy(spec, &mut s, &["scaleTargetRef", "minReplicas", "maxReplicas"]);
-    if let Some(cpu) = spec.get("targetCPUUtilizationPercentage").filter(|v| !v.is_null()) {
+    copy(
+        spec,
+        &mut s,
+        &["scaleTargetRef", "minReplicas", "maxReplicas"],
+    );
+    if let Some(cpu) = spec
+        .get("targetCPUUtilizationPercentage")
+        .filter(|v| !v.is_null())
+    {
         s.insert(
             "metrics".into(),
             json!([{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": cpu}}}]),
@@ -56,7 +63,16 @@ fn hpa_v1_to_v2(obj: &Value) -> Value {
     }
     if let Some(st) = obj.get("status").filter(|v| v.is_object()) {
         let mut t = Map::new();
-        copy(st, &mut t, &["observedGeneration", "lastScaleTime", "currentReplicas", "desiredReplicas"]);
+        copy(
+            st,
+            &mut t,
+            &[
+                "observedGeneration",
+                "lastScaleTime",
+                "currentReplicas",
+                "desiredReplicas",
+            ],
+        );
         if let Some(cpu) = st.get("currentCPUUtilizationPercentage") {
             t.insert(
                 "currentMetrics".into(),
@@ -75,21 +91,45 @@ fn hpa_v2_to_v1(obj: &Value) -> Value {
     copy(obj, &mut out, &["metadata"]);
     let spec = &obj["spec"];
     let mut s = Map::new();
-    copy(spec, &mut s, &["scaleTargetRef", "minReplicas", "maxReplicas"]);
-    let cpu_target = spec["metrics"].as_array().into_iter().flatten().find_map(|m| {
-        (m["type"] == "Resource" && m["resource"]["name"] == "cpu" && m["resource"]["target"]["type"] == "Utilization")
-            .then(|| m["resource"]["target"]["averageUtilization"].clone())
-    });
+    copy(
+        spec,
+        &mut s,
+        &["scaleTargetRef", "minReplicas", "maxReplicas"],
+    );
+    let cpu_target = spec["metrics"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find_map(|m| {
+            (m["type"] == "Resource"
+                && m["resource"]["name"] == "cpu"
+                && m["resource"]["target"]["type"] == "Utilization")
+                .then(|| m["resource"]["target"]["averageUtilization"].clone())
+        });
     if let Some(cpu) = cpu_target {
         s.insert("targetCPUUtilizationPercentage".into(), cpu);
     }
     out.insert("spec".into(), Value::Object(s));
     let st = &obj["status"];
     let mut t = Map::new();
-    copy(st, &mut t, &["observedGeneration", "lastScaleTime", "currentReplicas", "desiredReplicas"]);
-    let cpu_now = st["currentMetrics"].as_array().into_iter().flatten().find_map(|m| {
-        (m["type"] == "Resource" && m["resource"]["name"] == "cpu").then(|| m["resource"]["current"]["averageUtilization"].clone())
-    });
+    copy(
+        st,
+        &mut t,
+        &[
+            "observedGeneration",
+            "lastScaleTime",
+            "currentReplicas",
+            "desiredReplicas",
+        ],
+    );
+    let cpu_now = st["currentMetrics"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find_map(|m| {
+            (m["type"] == "Resource" && m["resource"]["name"] == "cpu")
+                .then(|| m["resource"]["current"]["averageUtilization"].clone())
+        });
     if let Some(cpu) = cpu_now.filter(|v| !v.is_null()) {
         t.insert("currentCPUUtilizationPercentage".into(), cpu);
     }
@@ -108,15 +148,24 @@ mod tests {
             "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}, "minReplicas": 1, "maxReplicas": 5, "targetCPUUtilizationPercentage": 70}});
         let v2 = to_storage("autoscaling", "v1", "HorizontalPodAutoscaler", &v1);
         assert_eq!(v2["apiVersion"], "autoscaling/v2");
-        assert_eq!(v2["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"], 70);
+        assert_eq!(
+            v2["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"],
+            70
+        );
         let back = from_storage("autoscaling", "v1", "HorizontalPodAutoscaler", &v2);
         assert_eq!(back["spec"], v1["spec"]);
     }
 
     #[test]
     fn only_the_hpa_v1_endpoint_needs_conversion() {
-        assert_eq!(storage_version("autoscaling", "v1", "horizontalpodautoscalers"), Some("v2"));
-        assert_eq!(storage_version("autoscaling", "v2", "horizontalpodautoscalers"), None);
+        assert_eq!(
+            storage_version("autoscaling", "v1", "horizontalpodautoscalers"),
+            Some("v2")
+        );
+        assert_eq!(
+            storage_version("autoscaling", "v2", "horizontalpodautoscalers"),
+            None
+        );
         assert_eq!(storage_version("apps", "v1", "deployments"), None);
     }
 }

@@ -61,15 +61,42 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn required(field: impl Into<String>, detail: impl Into<String>) -> Self {
-        Self { kind: ErrorType::Required, field: field.into(), value: None, detail: detail.into() }
+        Self {
+            kind: ErrorType::Required,
+            field: field.into(),
+            value: None,
+            detail: detail.into(),
+        }
     }
-    pub fn invalid(field: impl Into<String>, value: impl Into<Value>, detail: impl Into<String>) -> Self {
-        Self { kind: ErrorType::Invalid, field: field.into(), value: Some(value.into()), detail: detail.into() }
+    pub fn invalid(
+        field: impl Into<String>,
+        value: impl Into<Value>,
+        detail: impl Into<String>,
+    ) -> Self {
+        Self {
+            kind: ErrorType::Invalid,
+            field: field.into(),
+            value: Some(value.into()),
+            detail: detail.into(),
+        }
     }
-    pub fn type_invalid(field: impl Into<String>, value: impl Into<Value>, detail: impl Into<String>) -> Self {
-        Self { kind: ErrorType::TypeInvalid, field: field.into(), value: Some(value.into()), detail: detail.into() }
+    pub fn type_invalid(
+        field: impl Into<String>,
+        value: impl Into<Value>,
+        detail: impl Into<String>,
+    ) -> Self {
+        Self {
+            kind: ErrorType::TypeInvalid,
+            field: field.into(),
+            value: Some(value.into()),
+            detail: detail.into(),
+        }
     }
-    pub fn not_supported(field: impl Into<String>, value: impl Into<Value>, valid: &[&str]) -> Self {
+    pub fn not_supported(
+        field: impl Into<String>,
+        value: impl Into<Value>,
+        valid: &[&str],
+    ) -> Self {
         let quoted: Vec<String> = valid.iter().map(|v| format!("\"{v}\"")).collect();
         Self {
             kind: ErrorType::NotSupported,
@@ -79,13 +106,28 @@ impl FieldError {
         }
     }
     pub fn forbidden(field: impl Into<String>, detail: impl Into<String>) -> Self {
-        Self { kind: ErrorType::Forbidden, field: field.into(), value: None, detail: detail.into() }
+        Self {
+            kind: ErrorType::Forbidden,
+            field: field.into(),
+            value: None,
+            detail: detail.into(),
+        }
     }
     pub fn duplicate(field: impl Into<String>, value: impl Into<Value>) -> Self {
-        Self { kind: ErrorType::Duplicate, field: field.into(), value: Some(value.into()), detail: String::new() }
+        Self {
+            kind: ErrorType::Duplicate,
+            field: field.into(),
+            value: Some(value.into()),
+            detail: String::new(),
+        }
     }
     pub fn not_found(field: impl Into<String>, value: impl Into<Value>) -> Self {
-        Self { kind: ErrorType::NotFound, field: field.into(), value: Some(value.into()), detail: String::new() }
+        Self {
+            kind: ErrorType::NotFound,
+            field: field.into(),
+            value: Some(value.into()),
+            detail: String::new(),
+        }
     }
     pub fn too_long(field: impl Into<String>, max: usize) -> Self {
         Self {
@@ -173,7 +215,10 @@ mod tests {
     #[test]
     fn invalid_value_renders_like_upstream() {
         let e = FieldError::invalid("metadata.name", "Foo", "a lowercase RFC 1123 subdomain");
-        assert_eq!(e.to_string(), "metadata.name: Invalid value: \"Foo\": a lowercase RFC 1123 subdomain");
+        assert_eq!(
+            e.to_string(),
+            "metadata.name: Invalid value: \"Foo\": a lowercase RFC 1123 subdomain"
+        );
         let r = FieldError::required(Path::new("spec").child("selector"), "");
         assert_eq!(r.to_string(), "spec.selector: Required value");
     }

@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 /// `obj.metadata`, created if absent (non-object metadata is replaced).
 pub fn metadata_mut(obj: &mut Value) -> &mut Map<String, Value> {
     let root = ensure_object(obj);
-    let m = root.entry("metadata").or_insert_with(|| Value::Object(Map::new()));
+    let m = root
+        .entry("metadata")
+        .or_insert_with(|| Value::Object(Map::new()));
     ensure_object(m)
 }
 
@@ -75,7 +77,11 @@ pub fn finalizers(obj: &Value) -> Vec<String> {
     obj.get("metadata")
         .and_then(|m| m.get("finalizers"))
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -100,7 +106,11 @@ pub struct OwnerRef {
 }
 
 pub fn owner_references(obj: &Value) -> Vec<OwnerRef> {
-    let Some(refs) = obj.get("metadata").and_then(|m| m.get("ownerReferences")).and_then(Value::as_array) else {
+    let Some(refs) = obj
+        .get("metadata")
+        .and_then(|m| m.get("ownerReferences"))
+        .and_then(Value::as_array)
+    else {
         return Vec::new();
     };
     refs.iter()
@@ -110,8 +120,14 @@ pub fn owner_references(obj: &Value) -> Vec<OwnerRef> {
                 kind: r.get("kind")?.as_str()?.into(),
                 name: r.get("name")?.as_str()?.into(),
                 uid: r.get("uid")?.as_str()?.into(),
-                controller: r.get("controller").and_then(Value::as_bool).unwrap_or(false),
-                block_owner_deletion: r.get("blockOwnerDeletion").and_then(Value::as_bool).unwrap_or(false),
+                controller: r
+                    .get("controller")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false),
+                block_owner_deletion: r
+                    .get("blockOwnerDeletion")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false),
             })
         })
         .collect()
@@ -127,14 +143,20 @@ pub fn get_path<'a>(obj: &'a Value, path: &str) -> Option<&'a Value> {
 
 /// Sets a dotted path, creating objects on the way.
 pub fn set_path(obj: &mut Value, path: &str, value: Value) {
-    let parts: Vec<&str> = path.trim_start_matches('.').split('.').filter(|s| !s.is_empty()).collect();
+    let parts: Vec<&str> = path
+        .trim_start_matches('.')
+        .split('.')
+        .filter(|s| !s.is_empty())
+        .collect();
     let Some((last, init)) = parts.split_last() else {
         *obj = value;
         return;
     };
     let mut cur = obj;
     for p in init {
-        cur = ensure_object(cur).entry(p.to_string()).or_insert_with(|| Value::Object(Map::new()));
+        cur = ensure_object(cur)
+            .entry(p.to_string())
+            .or_insert_with(|| Value::Object(Map::new()));
     }
     ensure_object(cur).insert(last.to_string(), value);
 }

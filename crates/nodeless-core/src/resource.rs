@@ -59,7 +59,11 @@ impl ResourceType {
 
     /// Storage key prefix shared by every object of this type (across versions).
     pub fn key_prefix(&self) -> String {
-        let group = if self.group.is_empty() { "core" } else { &self.group };
+        let group = if self.group.is_empty() {
+            "core"
+        } else {
+            &self.group
+        };
         format!("/registry/{group}/{}/", self.plural)
     }
 
@@ -106,7 +110,12 @@ struct Def {
     create_only: bool,
 }
 
-const fn def(group: &'static str, version: &'static str, kind: &'static str, plural: &'static str) -> Def {
+const fn def(
+    group: &'static str,
+    version: &'static str,
+    kind: &'static str,
+    plural: &'static str,
+) -> Def {
     Def {
         group,
         version,
@@ -157,51 +166,177 @@ impl Def {
 }
 
 const BUILTINS: &[Def] = &[
-    def("", "v1", "Namespace", "namespaces").cluster().short(&["ns"]).status(),
+    def("", "v1", "Namespace", "namespaces")
+        .cluster()
+        .short(&["ns"])
+        .status(),
     def("", "v1", "Pod", "pods").short(&["po"]).all().status(),
-    def("", "v1", "Service", "services").short(&["svc"]).all().status(),
+    def("", "v1", "Service", "services")
+        .short(&["svc"])
+        .all()
+        .status(),
     def("", "v1", "Endpoints", "endpoints").short(&["ep"]),
     def("", "v1", "ConfigMap", "configmaps").short(&["cm"]),
     def("", "v1", "Secret", "secrets"),
     def("", "v1", "ServiceAccount", "serviceaccounts").short(&["sa"]),
     def("", "v1", "Event", "events").short(&["ev"]),
-    def("", "v1", "Node", "nodes").cluster().short(&["no"]).status(),
+    def("", "v1", "Node", "nodes")
+        .cluster()
+        .short(&["no"])
+        .status(),
     def("", "v1", "LimitRange", "limitranges").short(&["limits"]),
-    def("", "v1", "ResourceQuota", "resourcequotas").short(&["quota"]).status(),
-    def("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims").short(&["pvc"]).status(),
-    def("", "v1", "ReplicationController", "replicationcontrollers").short(&["rc"]).all().status().scale().spec(),
-    def("apps", "v1", "Deployment", "deployments").short(&["deploy"]).all().status().scale().spec(),
-    def("apps", "v1", "ReplicaSet", "replicasets").short(&["rs"]).all().status().scale().spec(),
-    def("apps", "v1", "StatefulSet", "statefulsets").short(&["sts"]).all().status().scale().spec(),
-    def("apps", "v1", "DaemonSet", "daemonsets").short(&["ds"]).all().status().spec(),
+    def("", "v1", "ResourceQuota", "resourcequotas")
+        .short(&["quota"])
+        .status(),
+    def("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims")
+        .short(&["pvc"])
+        .status(),
+    def("", "v1", "ReplicationController", "replicationcontrollers")
+        .short(&["rc"])
+        .all()
+        .status()
+        .scale()
+        .spec(),
+    def("apps", "v1", "Deployment", "deployments")
+        .short(&["deploy"])
+        .all()
+        .status()
+        .scale()
+        .spec(),
+    def("apps", "v1", "ReplicaSet", "replicasets")
+        .short(&["rs"])
+        .all()
+        .status()
+        .scale()
+        .spec(),
+    def("apps", "v1", "StatefulSet", "statefulsets")
+        .short(&["sts"])
+        .all()
+        .status()
+        .scale()
+        .spec(),
+    def("apps", "v1", "DaemonSet", "daemonsets")
+        .short(&["ds"])
+        .all()
+        .status()
+        .spec(),
     def("apps", "v1", "ControllerRevision", "controllerrevisions"),
     def("batch", "v1", "Job", "jobs").all().status().spec(),
-    def("batch", "v1", "CronJob", "cronjobs").short(&["cj"]).all().status().spec(),
-    def("autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers").short(&["hpa"]).all().status().spec(),
+    def("batch", "v1", "CronJob", "cronjobs")
+        .short(&["cj"])
+        .all()
+        .status()
+        .spec(),
+    def(
+        "autoscaling",
+        "v2",
+        "HorizontalPodAutoscaler",
+        "horizontalpodautoscalers",
+    )
+    .short(&["hpa"])
+    .all()
+    .status()
+    .spec(),
     // Served for `kubectl autoscale`; stored as v2 (see `convert`).
-    def("autoscaling", "v1", "HorizontalPodAutoscaler", "horizontalpodautoscalers").short(&["hpa"]).all().status().spec(),
-    def("networking.k8s.io", "v1", "Ingress", "ingresses").short(&["ing"]).status().spec(),
+    def(
+        "autoscaling",
+        "v1",
+        "HorizontalPodAutoscaler",
+        "horizontalpodautoscalers",
+    )
+    .short(&["hpa"])
+    .all()
+    .status()
+    .spec(),
+    def("networking.k8s.io", "v1", "Ingress", "ingresses")
+        .short(&["ing"])
+        .status()
+        .spec(),
     def("networking.k8s.io", "v1", "IngressClass", "ingressclasses").cluster(),
-    def("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies").short(&["netpol"]).spec(),
+    def(
+        "networking.k8s.io",
+        "v1",
+        "NetworkPolicy",
+        "networkpolicies",
+    )
+    .short(&["netpol"])
+    .spec(),
     def("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices"),
     def("coordination.k8s.io", "v1", "Lease", "leases"),
     def("node.k8s.io", "v1", "RuntimeClass", "runtimeclasses").cluster(),
-    def("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets").short(&["pdb"]).status().spec(),
+    def(
+        "policy",
+        "v1",
+        "PodDisruptionBudget",
+        "poddisruptionbudgets",
+    )
+    .short(&["pdb"])
+    .status()
+    .spec(),
     def("events.k8s.io", "v1", "Event", "events").short(&["ev"]),
-    def("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions")
+    def(
+        "apiextensions.k8s.io",
+        "v1",
+        "CustomResourceDefinition",
+        "customresourcedefinitions",
+    )
+    .cluster()
+    .short(&["crd", "crds"])
+    .status()
+    .spec(),
+    def(
+        "scheduling.k8s.io",
+        "v1",
+        "PriorityClass",
+        "priorityclasses",
+    )
+    .cluster()
+    .short(&["pc"]),
+    def("storage.k8s.io", "v1", "StorageClass", "storageclasses")
         .cluster()
-        .short(&["crd", "crds"])
-        .status()
-        .spec(),
-    def("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses").cluster().short(&["pc"]),
-    def("storage.k8s.io", "v1", "StorageClass", "storageclasses").cluster().short(&["sc"]),
-    def("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles").cluster(),
-    def("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings").cluster(),
+        .short(&["sc"]),
+    def(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "ClusterRole",
+        "clusterroles",
+    )
+    .cluster(),
+    def(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "ClusterRoleBinding",
+        "clusterrolebindings",
+    )
+    .cluster(),
     def("rbac.authorization.k8s.io", "v1", "Role", "roles"),
-    def("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings"),
-    def("authorization.k8s.io", "v1", "SelfSubjectAccessReview", "selfsubjectaccessreviews").review(),
-    def("authorization.k8s.io", "v1", "SelfSubjectRulesReview", "selfsubjectrulesreviews").review(),
-    def("authentication.k8s.io", "v1", "SelfSubjectReview", "selfsubjectreviews").review(),
+    def(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "RoleBinding",
+        "rolebindings",
+    ),
+    def(
+        "authorization.k8s.io",
+        "v1",
+        "SelfSubjectAccessReview",
+        "selfsubjectaccessreviews",
+    )
+    .review(),
+    def(
+        "authorization.k8s.io",
+        "v1",
+        "SelfSubjectRulesReview",
+        "selfsubjectrulesreviews",
+    )
+    .review(),
+    def(
+        "authentication.k8s.io",
+        "v1",
+        "SelfSubjectReview",
+        "selfsubjectreviews",
+    )
+    .review(),
 ];
 
 fn from_def(d: &Def) -> ResourceType {
@@ -223,7 +358,11 @@ fn from_def(d: &Def) -> ResourceType {
         has_status: d.status,
         scale,
         has_spec_generation: d.spec_generation,
-        verbs: if d.create_only { vec!["create".to_string()] } else { ALL_VERBS.iter().map(|s| s.to_string()).collect() },
+        verbs: if d.create_only {
+            vec!["create".to_string()]
+        } else {
+            ALL_VERBS.iter().map(|s| s.to_string()).collect()
+        },
         custom: false,
     }
 }
@@ -256,8 +395,14 @@ mod tests {
     fn keys_of_namespaced_and_cluster_objects_differ_in_shape() {
         let all = builtins();
         let pods = all.iter().find(|r| r.plural == "pods").expect("pods");
-        assert_eq!(pods.key(Some("default"), "web"), "/registry/core/pods/default/web");
-        let ns = all.iter().find(|r| r.plural == "namespaces").expect("namespaces");
+        assert_eq!(
+            pods.key(Some("default"), "web"),
+            "/registry/core/pods/default/web"
+        );
+        let ns = all
+            .iter()
+            .find(|r| r.plural == "namespaces")
+            .expect("namespaces");
         assert_eq!(ns.key(None, "default"), "/registry/core/namespaces/default");
         assert_eq!(pods.api_version(), "v1");
     }
@@ -265,7 +410,10 @@ mod tests {
     #[test]
     fn autoscaling_prefers_v2() {
         let groups = builtin_groups();
-        let (_, versions) = groups.iter().find(|(g, _)| g == "autoscaling").expect("autoscaling");
+        let (_, versions) = groups
+            .iter()
+            .find(|(g, _)| g == "autoscaling")
+            .expect("autoscaling");
         assert_eq!(versions, &vec!["v2".to_string(), "v1".to_string()]);
     }
 
@@ -274,11 +422,24 @@ mod tests {
         // Objects are stored in one version's shape; a second served version needs conversion.
         let all = builtins();
         for t in &all {
-            let others = all.iter().filter(|o| o.group == t.group && o.plural == t.plural && o.version != t.version).count();
-            if others > 0 && crate::convert::storage_version(&t.group, &t.version, &t.plural).is_none() {
-                let stored = all.iter().any(|o| o.group == t.group && o.plural == t.plural
-                    && crate::convert::storage_version(&o.group, &o.version, &o.plural) == Some(t.version.as_str()));
-                assert!(stored, "{}/{} {} has no conversion", t.group, t.version, t.plural);
+            let others = all
+                .iter()
+                .filter(|o| o.group == t.group && o.plural == t.plural && o.version != t.version)
+                .count();
+            if others > 0
+                && crate::convert::storage_version(&t.group, &t.version, &t.plural).is_none()
+            {
+                let stored = all.iter().any(|o| {
+                    o.group == t.group
+                        && o.plural == t.plural
+                        && crate::convert::storage_version(&o.group, &o.version, &o.plural)
+                            == Some(t.version.as_str())
+                });
+                assert!(
+                    stored,
+                    "{}/{} {} has no conversion",
+                    t.group, t.version, t.plural
+                );
             }
         }
     }

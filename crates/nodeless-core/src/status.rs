@@ -32,7 +32,12 @@ pub struct Cause {
 
 impl StatusError {
     pub fn new(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
-        Self { code, reason, message: message.into(), details: None }
+        Self {
+            code,
+            reason,
+            message: message.into(),
+            details: None,
+        }
     }
 
     fn with_details(mut self, group: &str, kind: &str, name: &str) -> Self {
@@ -48,12 +53,18 @@ impl StatusError {
     /// `pods "web" not found`; `group_resource` is e.g. `deployments.apps`.
     pub fn not_found(group: &str, plural: &str, name: &str) -> Self {
         let gr = qualified(group, plural);
-        Self::new(404, "NotFound", format!("{gr} \"{name}\" not found")).with_details(group, plural, name)
+        Self::new(404, "NotFound", format!("{gr} \"{name}\" not found"))
+            .with_details(group, plural, name)
     }
 
     pub fn already_exists(group: &str, plural: &str, name: &str) -> Self {
         let gr = qualified(group, plural);
-        Self::new(409, "AlreadyExists", format!("{gr} \"{name}\" already exists")).with_details(group, plural, name)
+        Self::new(
+            409,
+            "AlreadyExists",
+            format!("{gr} \"{name}\" already exists"),
+        )
+        .with_details(group, plural, name)
     }
 
     /// The optimistic-concurrency failure, worded as upstream so clients that match on it work.
@@ -72,15 +83,24 @@ impl StatusError {
 
     pub fn conflict(group: &str, plural: &str, name: &str, why: &str) -> Self {
         let gr = qualified(group, plural);
-        Self::new(409, "Conflict", format!("Operation cannot be fulfilled on {gr} \"{name}\": {why}"))
-            .with_details(group, plural, name)
+        Self::new(
+            409,
+            "Conflict",
+            format!("Operation cannot be fulfilled on {gr} \"{name}\": {why}"),
+        )
+        .with_details(group, plural, name)
     }
 
     /// 422 with one cause per field error: `Deployment.apps "web" is invalid: [...]`.
     pub fn invalid(group: &str, kind: &str, name: &str, errors: &ErrorList) -> Self {
         let gk = qualified(group, kind);
         let list = render_errors(errors);
-        let mut e = Self::new(422, "Invalid", format!("{gk} \"{name}\" is invalid: {list}")).with_details(group, kind, name);
+        let mut e = Self::new(
+            422,
+            "Invalid",
+            format!("{gk} \"{name}\" is invalid: {list}"),
+        )
+        .with_details(group, kind, name);
         if let Some(d) = e.details.as_mut() {
             d.causes = errors.iter().map(cause_of).collect();
         }
@@ -93,13 +113,22 @@ impl StatusError {
 
     pub fn forbidden(group: &str, plural: &str, name: &str, why: &str) -> Self {
         let gr = qualified(group, plural);
-        let what = if name.is_empty() { gr.clone() } else { format!("{gr} \"{name}\"") };
-        Self::new(403, "Forbidden", format!("{what} is forbidden: {why}")).with_details(group, plural, name)
+        let what = if name.is_empty() {
+            gr.clone()
+        } else {
+            format!("{gr} \"{name}\"")
+        };
+        Self::new(403, "Forbidden", format!("{what} is forbidden: {why}"))
+            .with_details(group, plural, name)
     }
 
     pub fn method_not_supported(group: &str, plural: &str, verb: &str) -> Self {
         let gr = qualified(group, plural);
-        Self::new(405, "MethodNotAllowed", format!("{verb} is not supported on resources of kind \"{gr}\""))
+        Self::new(
+            405,
+            "MethodNotAllowed",
+            format!("{verb} is not supported on resources of kind \"{gr}\""),
+        )
     }
 
     pub fn gone(message: impl Into<String>) -> Self {
@@ -111,8 +140,15 @@ impl StatusError {
     }
 
     pub fn too_many_requests(retry_after: u32) -> Self {
-        let mut e = Self::new(429, "TooManyRequests", "Too many requests, please try again later.");
-        e.details = Some(Details { retry_after_seconds: Some(retry_after), ..Default::default() });
+        let mut e = Self::new(
+            429,
+            "TooManyRequests",
+            "Too many requests, please try again later.",
+        );
+        e.details = Some(Details {
+            retry_after_seconds: Some(retry_after),
+            ..Default::default()
+        });
         e
     }
 
@@ -129,7 +165,11 @@ impl StatusError {
     }
 
     pub fn internal(message: impl Into<String>) -> Self {
-        Self::new(500, "InternalError", format!("Internal error occurred: {}", message.into()))
+        Self::new(
+            500,
+            "InternalError",
+            format!("Internal error occurred: {}", message.into()),
+        )
     }
 
     pub fn service_unavailable(message: impl Into<String>) -> Self {
@@ -192,7 +232,11 @@ fn qualified(group: &str, name: &str) -> String {
 }
 
 fn cause_of(e: &FieldError) -> Cause {
-    Cause { reason: e.kind.cause_reason().into(), message: e.body(), field: e.field.clone() }
+    Cause {
+        reason: e.kind.cause_reason().into(),
+        message: e.body(),
+        field: e.field.clone(),
+    }
 }
 
 /// `a: b` for one error, `[a: b, c: d]` for several, as upstream's aggregate prints.

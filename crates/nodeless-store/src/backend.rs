@@ -44,7 +44,11 @@ pub struct Txn {
 #[derive(Debug, Clone, PartialEq)]
 pub enum TxnResult {
     /// Applied at `revision`; `kv` is the new value (None after a delete).
-    Committed { revision: Revision, kv: Option<KeyValue>, prev: Option<KeyValue> },
+    Committed {
+        revision: Revision,
+        kv: Option<KeyValue>,
+        prev: Option<KeyValue>,
+    },
     /// The precondition did not hold; `current` is what the key holds now.
     Failed { current: Option<KeyValue> },
 }
@@ -66,7 +70,10 @@ pub struct Event {
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("revision {requested} has been compacted; the oldest available is {oldest}")]
-    Compacted { requested: Revision, oldest: Revision },
+    Compacted {
+        requested: Revision,
+        oldest: Revision,
+    },
     #[error("storage is full: {0}")]
     DiskFull(String),
     #[error("value of {size} bytes is larger than the store's limit of {limit} bytes")]

@@ -97,11 +97,17 @@ pub struct ListPage {
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {
     #[error("too old resource version: {requested} ({oldest})")]
-    TooOld { requested: Revision, oldest: Revision },
+    TooOld {
+        requested: Revision,
+        oldest: Revision,
+    },
     #[error("the provided continue parameter is too old to display a consistent list result")]
     ContinueExpired,
     #[error("too large resource version: {requested}, current: {current}")]
-    TooNew { requested: Revision, current: Revision },
+    TooNew {
+        requested: Revision,
+        current: Revision,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -142,7 +148,10 @@ impl Cache {
         Self::start_with_history(backend, DEFAULT_HISTORY).await
     }
 
-    pub async fn start_with_history(backend: Arc<dyn Backend>, history_limit: usize) -> Result<Arc<Cache>, StoreError> {
+    pub async fn start_with_history(
+        backend: Arc<dyn Backend>,
+        history_limit: usize,
+    ) -> Result<Arc<Cache>, StoreError> {
         let (kvs, revision, events) = backend.load_and_watch().await?;
         let mut objects = OrdMap::new();
         for kv in kvs {
@@ -152,7 +161,13 @@ impl Cache {
         }
         let (applied, _) = watch::channel(revision);
         let cache = Arc::new(Cache {
-            state: RwLock::new(State { revision, objects, history: VecDeque::new(), oldest: revision, watchers: Vec::new() }),
+            state: RwLock::new(State {
+                revision,
+                objects,
+                history: VecDeque::new(),
+                oldest: revision,
+                watchers: Vec::new(),
+            }),
             snapshots: Mutex::new(VecDeque::new()),
             applied,
             history_limit,
@@ -176,7 +191,10 @@ impl Cache {
         if reached {
             Ok(())
         } else {
-            Err(CacheError::TooNew { requested: revision, current: self.revision() })
+            Err(CacheError::TooNew {
+                requested: revision,
+                current: self.revision(),
+            })
         }
     }
 
@@ -202,9 +220,13 @@ impl Cache {
         let mut items = Vec::new();
         let mut next = None;
         let limit = opts.limit.unwrap_or(usize::MAX);
-        for obj in range_from(&objects, &opts.prefix, after).filter(|o| opts.filter.as_ref().is_none_or(|f| f(&o.value))) {
+        for obj in range_from(&objects, &opts.prefix, after)
+            .filter(|o| opts.filter.as_ref().is_none_or(|f| f(&o.value)))
+        {
             if items.len() == limit {
-                next = items.last().map(|o: &CachedObject| (o.key.clone(), revision));
+                next = items
+                    .last()
+                    .map(|o: &CachedObject| (o.key.clone(), revision));
                 break;
             }
             items.push(obj.clone());
@@ -217,7 +239,12 @@ impl Cache {
             }
             self.keep_snapshot(revision, objects);
         }
-        Ok(ListPage { items, revision, next, remaining })
+        Ok(ListPage {
+            items,
+            revision,
+            next,
+            remaining,
+        })
     }
 
     fn keep_snapshot(&self, revision: Revision, objects: OrdMap<String, CachedObject>) {
@@ -245,20 +272,35 @@ impl Cache {
     }
 
     /// Starts a watch on every key under `prefix`.
-    pub fn watch(&self, prefix: &str, start: WatchStart, filter: Option<WatchFilter>) -> Result<Watcher, CacheError> {
+    pub fn watch(
+        &self,
+        prefix: &str,
+        start: WatchStart,
+        filter: Option<WatchFilter>,
+    ) -> Result<Watcher, CacheError> {
         let mut state = self.state.write();
         let matches = |v: &Value| filter.as_ref().is_none_or(|f| f(v));
         let initial = match start {
             WatchStart::Now => range_from(&state.objects, prefix, None)
                 .filter(|o| matches(&o.value))
-                .map(|o| WatchEvent { kind: WatchEventType::Added, object: o.value.clone(), revision: o.mod_revision })
+                .map(|o| WatchEvent {
+                    kind: WatchEventType::Added,
+                    object: o.value.clone(),
+                    revision: o.mod_revision,
+                })
                 .collect(),
             WatchStart::After(rev) => {
                 if rev < state.oldest {
-                    return Err(CacheError::TooOld { requested: rev, oldest: state.oldest });
+                    return Err(CacheError::TooOld {
+                        requested: rev,
+                        oldest: state.oldest,
+                    });
                 }
                 if rev > state.revision {
-                    return Err(CacheError::TooNew { requested: rev, current: state.revision });
+                    return Err(CacheError::TooNew {
+                        requested: rev,
+                        current: state.revision,
+                    });
                 }
                 state
                     .history
@@ -269,8 +311,16 @@ impl Cache {
             }
         };
         let (tx, live) = mpsc::channel(WATCHER_BUFFER);
-        state.watchers.push(WatcherSlot { prefix: prefix.to_string(), filter, tx });
-        Ok(Watcher { initial, live, revision: state.revision })
+        state.watchers.push(WatcherSlot {
+            prefix: prefix.to_string(),
+            filter,
+            tx,
+        });
+        Ok(Watcher {
+            initial,
+            live,
+            revision: state.revision,
+        })
     }
 
     /// The cache's revision if every event up to it has already been queued to this watcher
@@ -302,10 +352,16 @@ impl Cache {
             revision: event.revision,
             key: event.key,
             prev,
-            cur: if matches!(event.kind, EventKind::Delete) { None } else { cur.clone() },
+            cur: if matches!(event.kind, EventKind::Delete) {
+                None
+            } else {
+                cur.clone()
+            },
         };
         let deleted_view = if entry.cur.is_none() { cur } else { None };
-        state.watchers.retain(|w| dispatch(w, &entry, deleted_view.as_ref()));
+        state
+            .watchers
+            .retain(|w| dispatch(w, &entry, deleted_view.as_ref()));
         state.revision = entry.revision;
         state.history.push_back(entry);
         while state.history.len() > self.history_limit {
@@ -360,14 +416,28 @@ fn translate(h: &HistoryEntry, matches: &dyn Fn(&Value) -> bool) -> Option<Watch
                 (false, true) => (WatchEventType::Added, cur.clone()),
                 (true, true) => (WatchEventType::Modified, cur.clone()),
                 // The watcher last saw the object as it matched; report that state, as upstream.
-                (true, false) => (WatchEventType::Deleted, h.prev.as_ref().map(|p| with_revision(p, h.revision)).unwrap_or_default()),
+                (true, false) => (
+                    WatchEventType::Deleted,
+                    h.prev
+                        .as_ref()
+                        .map(|p| with_revision(p, h.revision))
+                        .unwrap_or_default(),
+                ),
                 (false, false) => return None,
             };
-            Some(WatchEvent { kind, object, revision: h.revision })
+            Some(WatchEvent {
+                kind,
+                object,
+                revision: h.revision,
+            })
         }
         None => was.then(|| WatchEvent {
             kind: WatchEventType::Deleted,
-            object: h.prev.as_ref().map(|p| with_revision(p, h.revision)).unwrap_or_default(),
+            object: h
+                .prev
+                .as_ref()
+                .map(|p| with_revision(p, h.revision))
+                .unwrap_or_default(),
             revision: h.revision,
         }),
     }
@@ -408,7 +478,10 @@ fn decode(kv: &KeyValue) -> Option<CachedObject> {
 
 fn set_revision(v: &mut Value, revision: Revision) {
     if let Some(md) = v.get_mut("metadata").and_then(Value::as_object_mut) {
-        md.insert("resourceVersion".into(), Value::String(revision.to_string()));
+        md.insert(
+            "resourceVersion".into(),
+            Value::String(revision.to_string()),
+        );
     }
 }
 
@@ -426,7 +499,11 @@ mod tests {
     use serde_json::json;
 
     async fn put(b: &JournalBackend, key: &str, v: Value) -> Revision {
-        let t = Txn { key: key.into(), precondition: Precondition::None, mutation: Mutation::Put(Bytes::from(v.to_string())) };
+        let t = Txn {
+            key: key.into(),
+            precondition: Precondition::None,
+            mutation: Mutation::Put(Bytes::from(v.to_string())),
+        };
         match b.txn(t).await.expect("txn") {
             crate::TxnResult::Committed { revision, .. } => revision,
             other => panic!("{other:?}"),
@@ -439,7 +516,9 @@ mod tests {
 
     async fn setup() -> (Arc<JournalBackend>, Arc<Cache>) {
         let b = Arc::new(JournalBackend::in_memory());
-        let c = Cache::start_with_history(b.clone(), 4).await.expect("cache");
+        let c = Cache::start_with_history(b.clone(), 4)
+            .await
+            .expect("cache");
         (b, c)
     }
 
@@ -460,16 +539,31 @@ mod tests {
         }
         let rev = put(&b, "/q/z", obj("z", "x")).await;
         c.wait_for(rev).await.expect("caught up");
-        let page = c.list(&ListOptions { prefix: "/p/".into(), limit: Some(2), ..Default::default() }).expect("list");
+        let page = c
+            .list(&ListOptions {
+                prefix: "/p/".into(),
+                limit: Some(2),
+                ..Default::default()
+            })
+            .expect("list");
         assert_eq!(page.items.len(), 2);
         assert_eq!(page.remaining, Some(1));
         let rev = put(&b, "/p/d", obj("d", "x")).await;
         c.wait_for(rev).await.expect("caught up");
         let page2 = c
-            .list(&ListOptions { prefix: "/p/".into(), limit: Some(2), continue_from: page.next, ..Default::default() })
+            .list(&ListOptions {
+                prefix: "/p/".into(),
+                limit: Some(2),
+                continue_from: page.next,
+                ..Default::default()
+            })
             .expect("list");
         let names: Vec<_> = page2.items.iter().map(|o| o.key.as_str()).collect();
-        assert_eq!(names, vec!["/p/c"], "the write after the first page is not in the snapshot");
+        assert_eq!(
+            names,
+            vec!["/p/c"],
+            "the write after the first page is not in the snapshot"
+        );
         assert!(page2.next.is_none());
     }
 
@@ -477,15 +571,28 @@ mod tests {
     async fn filtered_watch_sees_objects_leave_and_enter() {
         let (b, c) = setup().await;
         let filter: WatchFilter = Arc::new(|v: &Value| v["metadata"]["labels"]["app"] == "x");
-        let mut w = c.watch("/p/", WatchStart::Now, Some(filter)).expect("watch");
+        let mut w = c
+            .watch("/p/", WatchStart::Now, Some(filter))
+            .expect("watch");
         put(&b, "/p/a", obj("a", "x")).await;
         put(&b, "/p/a", obj("a", "y")).await;
         put(&b, "/p/a", obj("a", "x")).await;
-        let kinds: Vec<_> = [w.live.recv().await, w.live.recv().await, w.live.recv().await]
-            .into_iter()
-            .map(|e| e.expect("event").kind)
-            .collect();
-        assert_eq!(kinds, vec![WatchEventType::Added, WatchEventType::Deleted, WatchEventType::Added]);
+        let kinds: Vec<_> = [
+            w.live.recv().await,
+            w.live.recv().await,
+            w.live.recv().await,
+        ]
+        .into_iter()
+        .map(|e| e.expect("event").kind)
+        .collect();
+        assert_eq!(
+            kinds,
+            vec![
+                WatchEventType::Added,
+                WatchEventType::Deleted,
+                WatchEventType::Added
+            ]
+        );
     }
 
     #[tokio::test]
@@ -496,8 +603,13 @@ mod tests {
             last = put(&b, "/p/a", obj("a", &i.to_string())).await;
         }
         c.wait_for(last).await.expect("caught up");
-        assert!(matches!(c.watch("/p/", WatchStart::After(1), None), Err(CacheError::TooOld { .. })));
-        let w = c.watch("/p/", WatchStart::After(last - 2), None).expect("recent watch");
+        assert!(matches!(
+            c.watch("/p/", WatchStart::After(1), None),
+            Err(CacheError::TooOld { .. })
+        ));
+        let w = c
+            .watch("/p/", WatchStart::After(last - 2), None)
+            .expect("recent watch");
         assert_eq!(w.initial.len(), 2);
     }
 
@@ -507,12 +619,19 @@ mod tests {
         let rev = put(&b, "/p/a", obj("a", "x")).await;
         c.wait_for(rev).await.expect("caught up");
         let mut w = c.watch("/p/", WatchStart::Now, None).expect("watch");
-        let t = Txn { key: "/p/a".into(), precondition: Precondition::None, mutation: Mutation::Delete };
+        let t = Txn {
+            key: "/p/a".into(),
+            precondition: Precondition::None,
+            mutation: Mutation::Delete,
+        };
         b.txn(t).await.expect("delete");
         let added = w.initial.pop().expect("initial");
         assert_eq!(added.kind, WatchEventType::Added);
         let del = w.live.recv().await.expect("event");
         assert_eq!(del.kind, WatchEventType::Deleted);
-        assert_eq!(del.object["metadata"]["resourceVersion"], del.revision.to_string());
+        assert_eq!(
+            del.object["metadata"]["resourceVersion"],
+            del.revision.to_string()
+        );
     }
 }

@@ -23,7 +23,11 @@ impl LogRow {
             }),
             None => EventKind::Delete,
         };
-        Event { key: self.key.clone(), revision: self.revision, kind }
+        Event {
+            key: self.key.clone(),
+            revision: self.revision,
+            kind,
+        }
     }
 }
 
@@ -78,15 +82,25 @@ impl Journal for MemoryJournal {
 
     fn read_since(&mut self, after: Revision) -> Result<Vec<Event>, StoreError> {
         if after < self.compacted {
-            return Err(StoreError::Compacted { requested: after, oldest: self.compacted });
+            return Err(StoreError::Compacted {
+                requested: after,
+                oldest: self.compacted,
+            });
         }
-        Ok(self.rows.iter().filter(|r| r.revision > after).map(LogRow::to_event).collect())
+        Ok(self
+            .rows
+            .iter()
+            .filter(|r| r.revision > after)
+            .map(LogRow::to_event)
+            .collect())
     }
 
     fn compact(&mut self, revision: Revision) -> Result<(), StoreError> {
         let (live, _) = self.load()?;
-        let keep: std::collections::HashSet<(String, Revision)> =
-            live.into_iter().map(|kv| (kv.key, kv.mod_revision)).collect();
+        let keep: std::collections::HashSet<(String, Revision)> = live
+            .into_iter()
+            .map(|kv| (kv.key, kv.mod_revision))
+            .collect();
         self.rows
             .retain(|r| r.revision > revision || keep.contains(&(r.key.clone(), r.revision)));
         self.compacted = self.compacted.max(revision);

@@ -14,8 +14,14 @@ mod journal;
 mod sqlite;
 mod writer;
 
-pub use backend::{Backend, Event, EventKind, KeyValue, Mutation, Precondition, Revision, StoreError, Txn, TxnResult};
-pub use cache::{Cache, CacheError, CachedObject, ListOptions, ListPage, WatchEvent, WatchEventType, WatchFilter, WatchStart, Watcher};
+pub use backend::{
+    Backend, Event, EventKind, KeyValue, Mutation, Precondition, Revision, StoreError, Txn,
+    TxnResult,
+};
+pub use cache::{
+    Cache, CacheError, CachedObject, ListOptions, ListPage, WatchEvent, WatchEventType,
+    WatchFilter, WatchStart, Watcher,
+};
 pub use journal::MemoryJournal;
 pub use sqlite::SqliteBackend;
 pub use writer::JournalBackend;

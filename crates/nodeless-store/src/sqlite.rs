@@ -30,15 +30,19 @@ impl SqliteJournal {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let conn = Connection::open(path).map_err(io)?;
         // WAL with FULL sync: a commit is on disk when it returns, readers never block the writer.
-        conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=5000;")
-            .map_err(io)?;
+        conn.execute_batch(
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=5000;",
+        )
+        .map_err(io)?;
         conn.execute_batch(SCHEMA).map_err(io)?;
         Ok(Self { conn })
     }
 
     fn meta(&self, name: &str) -> Result<Revision, StoreError> {
         self.conn
-            .query_row("SELECT value FROM meta WHERE name = ?1", [name], |r| r.get(0))
+            .query_row("SELECT value FROM meta WHERE name = ?1", [name], |r| {
+                r.get(0)
+            })
             .optional()
             .map(|v| v.unwrap_or(0))
             .map_err(io)
@@ -85,7 +89,12 @@ impl Journal for SqliteJournal {
                 .map_err(io)?;
             for row in rows {
                 insert
-                    .execute(params![row.revision, row.key, row.create_revision, row.value.as_deref()])
+                    .execute(params![
+                        row.revision,
+                        row.key,
+                        row.create_revision,
+                        row.value.as_deref()
+                    ])
                     .map_err(io)?;
             }
             tx.execute(
@@ -101,7 +110,10 @@ impl Journal for SqliteJournal {
     fn read_since(&mut self, after: Revision) -> Result<Vec<Event>, StoreError> {
         let compacted = self.meta("compacted")?;
         if after < compacted {
-            return Err(StoreError::Compacted { requested: after, oldest: compacted });
+            return Err(StoreError::Compacted {
+                requested: after,
+                oldest: compacted,
+            });
         }
         let mut stmt = self
             .conn

@@ -5,7 +5,8 @@
 //! next requests queue up, and the following commit takes all of them at once.
 
 use crate::backend::{
-    Backend, Event, EventStream, KeyValue, Mutation, Precondition, Revision, StoreError, Txn, TxnResult, MAX_VALUE_BYTES,
+    Backend, Event, EventStream, KeyValue, Mutation, Precondition, Revision, StoreError, Txn,
+    TxnResult, MAX_VALUE_BYTES,
 };
 use crate::journal::{Journal, LogRow};
 use async_trait::async_trait;
@@ -42,7 +43,12 @@ impl JournalBackend {
         let (kvs, revision) = journal.load()?;
         let live = kvs.into_iter().map(|kv| (kv.key.clone(), kv)).collect();
         let (tx, rx) = std_mpsc::channel();
-        let writer = Writer { journal, live, revision, subscribers: Vec::new() };
+        let writer = Writer {
+            journal,
+            live,
+            revision,
+            subscribers: Vec::new(),
+        };
         std::thread::Builder::new()
             .name("store-writer".into())
             .spawn(move || writer.run(rx))
@@ -52,12 +58,18 @@ impl JournalBackend {
 
     /// A backend over a [`crate::MemoryJournal`], for tests.
     pub fn in_memory() -> Self {
-        Self::start(Box::<crate::journal::MemoryJournal>::default()).expect("a memory journal cannot fail to load")
+        Self::start(Box::<crate::journal::MemoryJournal>::default())
+            .expect("a memory journal cannot fail to load")
     }
 
-    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Request) -> Result<T, StoreError> {
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Request,
+    ) -> Result<T, StoreError> {
         let (tx, rx) = oneshot::channel();
-        self.requests.send(make(tx)).map_err(|_| StoreError::Closed)?;
+        self.requests
+            .send(make(tx))
+            .map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)
     }
 }
@@ -67,7 +79,10 @@ impl Backend for JournalBackend {
     async fn txn(&self, txn: Txn) -> Result<TxnResult, StoreError> {
         if let Mutation::Put(v) = &txn.mutation {
             if v.len() > MAX_VALUE_BYTES {
-                return Err(StoreError::TooLarge { size: v.len(), limit: MAX_VALUE_BYTES });
+                return Err(StoreError::TooLarge {
+                    size: v.len(),
+                    limit: MAX_VALUE_BYTES,
+                });
             }
         }
         self.ask(|tx| Request::Txn(txn, tx)).await?
@@ -165,7 +180,8 @@ impl Writer {
         }
         if !rows.is_empty() {
             let events: Vec<Event> = rows.iter().map(LogRow::to_event).collect();
-            self.subscribers.retain(|sub| events.iter().all(|e| sub.send(e.clone()).is_ok()));
+            self.subscribers
+                .retain(|sub| events.iter().all(|e| sub.send(e.clone()).is_ok()));
         }
         self.handle_others(others);
     }
@@ -217,7 +233,11 @@ fn row_kv(row: &LogRow) -> Option<KeyValue> {
 }
 
 /// Checks the precondition; on success returns the row to write and the caller's answer.
-fn evaluate(txn: &Txn, current: Option<KeyValue>, revision: Revision) -> Result<(LogRow, TxnResult), TxnResult> {
+fn evaluate(
+    txn: &Txn,
+    current: Option<KeyValue>,
+    revision: Revision,
+) -> Result<(LogRow, TxnResult), TxnResult> {
     let holds = match (txn.precondition, &current) {
         (Precondition::None, _) => true,
         (Precondition::MustNotExist, cur) => cur.is_none(),
@@ -231,17 +251,29 @@ fn evaluate(txn: &Txn, current: Option<KeyValue>, revision: Revision) -> Result<
         Mutation::Put(v) => LogRow {
             key: txn.key.clone(),
             revision,
-            create_revision: current.as_ref().map(|c| c.create_revision).unwrap_or(revision),
+            create_revision: current
+                .as_ref()
+                .map(|c| c.create_revision)
+                .unwrap_or(revision),
             value: Some(v.clone()),
         },
         Mutation::Delete => {
             if current.is_none() {
                 return Err(TxnResult::Failed { current: None });
             }
-            LogRow { key: txn.key.clone(), revision, create_revision: 0, value: None }
+            LogRow {
+                key: txn.key.clone(),
+                revision,
+                create_revision: 0,
+                value: None,
+            }
         }
     };
-    let result = TxnResult::Committed { revision, kv: row_kv(&row), prev: current };
+    let result = TxnResult::Committed {
+        revision,
+        kv: row_kv(&row),
+        prev: current,
+    };
     Ok((row, result))
 }
 
@@ -251,24 +283,41 @@ mod tests {
     use bytes::Bytes;
 
     fn put(key: &str, pre: Precondition, v: &str) -> Txn {
-        Txn { key: key.into(), precondition: pre, mutation: Mutation::Put(Bytes::from(v.to_string())) }
+        Txn {
+            key: key.into(),
+            precondition: pre,
+            mutation: Mutation::Put(Bytes::from(v.to_string())),
+        }
     }
 
     #[tokio::test]
     async fn create_twice_fails_the_second_time() {
         let b = JournalBackend::in_memory();
-        let r1 = b.txn(put("/a", Precondition::MustNotExist, "1")).await.expect("txn");
+        let r1 = b
+            .txn(put("/a", Precondition::MustNotExist, "1"))
+            .await
+            .expect("txn");
         assert!(matches!(r1, TxnResult::Committed { revision: 1, .. }));
-        let r2 = b.txn(put("/a", Precondition::MustNotExist, "2")).await.expect("txn");
+        let r2 = b
+            .txn(put("/a", Precondition::MustNotExist, "2"))
+            .await
+            .expect("txn");
         assert!(matches!(r2, TxnResult::Failed { current: Some(_) }));
     }
 
     #[tokio::test]
     async fn stale_mod_revision_is_rejected() {
         let b = JournalBackend::in_memory();
-        b.txn(put("/a", Precondition::None, "1")).await.expect("txn");
-        b.txn(put("/a", Precondition::ModRevision(1), "2")).await.expect("txn");
-        let r = b.txn(put("/a", Precondition::ModRevision(1), "3")).await.expect("txn");
+        b.txn(put("/a", Precondition::None, "1"))
+            .await
+            .expect("txn");
+        b.txn(put("/a", Precondition::ModRevision(1), "2"))
+            .await
+            .expect("txn");
+        let r = b
+            .txn(put("/a", Precondition::ModRevision(1), "3"))
+            .await
+            .expect("txn");
         match r {
             TxnResult::Failed { current: Some(kv) } => assert_eq!(kv.mod_revision, 2),
             other => panic!("expected a conflict, got {other:?}"),
@@ -278,12 +327,20 @@ mod tests {
     #[tokio::test]
     async fn watch_replays_history_then_follows() {
         let b = JournalBackend::in_memory();
-        b.txn(put("/a", Precondition::None, "1")).await.expect("txn");
-        b.txn(put("/b", Precondition::None, "1")).await.expect("txn");
-        let mut w = b.watch(1).await.expect("watch");
-        b.txn(Txn { key: "/a".into(), precondition: Precondition::None, mutation: Mutation::Delete })
+        b.txn(put("/a", Precondition::None, "1"))
             .await
             .expect("txn");
+        b.txn(put("/b", Precondition::None, "1"))
+            .await
+            .expect("txn");
+        let mut w = b.watch(1).await.expect("watch");
+        b.txn(Txn {
+            key: "/a".into(),
+            precondition: Precondition::None,
+            mutation: Mutation::Delete,
+        })
+        .await
+        .expect("txn");
         let e1 = w.recv().await.expect("event");
         let e2 = w.recv().await.expect("event");
         assert_eq!((e1.key.as_str(), e1.revision), ("/b", 2));
@@ -295,10 +352,15 @@ mod tests {
     async fn watch_from_a_compacted_revision_is_refused() {
         let b = JournalBackend::in_memory();
         for i in 0..5 {
-            b.txn(put("/a", Precondition::None, &i.to_string())).await.expect("txn");
+            b.txn(put("/a", Precondition::None, &i.to_string()))
+                .await
+                .expect("txn");
         }
         b.compact(4).await.expect("compact");
-        assert!(matches!(b.watch(2).await, Err(StoreError::Compacted { .. })));
+        assert!(matches!(
+            b.watch(2).await,
+            Err(StoreError::Compacted { .. })
+        ));
         let (kvs, rev, _) = b.load_and_watch().await.expect("load");
         assert_eq!((kvs.len(), rev), (1, 5));
     }

@@ -16,27 +16,50 @@ pub const CLEANUP_FINALIZER: &str = "customresourcecleanup.apiextensions.k8s.io"
 const PREFIX: &str = "/registry/apiextensions.k8s.io/customresourcedefinitions/";
 
 pub async fn run(api: Api, shutdown: watch::Receiver<bool>) {
-    super::run_on_changes(api, "/registry/", concerns_crds, Duration::from_secs(5), shutdown, |api| async move {
-        if let Err(e) = reconcile(&api).await {
-            tracing::warn!(error = %e, "CRD controller pass failed");
-        }
-    })
+    super::run_on_changes(
+        api,
+        "/registry/",
+        concerns_crds,
+        Duration::from_secs(5),
+        shutdown,
+        |api| async move {
+            if let Err(e) = reconcile(&api).await {
+                tracing::warn!(error = %e, "CRD controller pass failed");
+            }
+        },
+    )
     .await;
 }
 
 /// CRD changes, and deletions (which may finish a CRD's cleanup).
 fn concerns_crds(e: &nodeless_store::WatchEvent) -> bool {
-    e.kind == nodeless_store::WatchEventType::Deleted || e.object.get("kind").and_then(Value::as_str) == Some("CustomResourceDefinition")
+    e.kind == nodeless_store::WatchEventType::Deleted
+        || e.object.get("kind").and_then(Value::as_str) == Some("CustomResourceDefinition")
 }
 
 /// Serves every established CRD; call once at startup before taking requests.
 pub async fn reconcile(api: &Api) -> Result<(), StatusError> {
-    let crds = api.cache.list(&ListOptions { prefix: PREFIX.into(), ..Default::default() }).map_err(crate::rest::cache_error)?.items;
+    let crds = api
+        .cache
+        .list(&ListOptions {
+            prefix: PREFIX.into(),
+            ..Default::default()
+        })
+        .map_err(crate::rest::cache_error)?
+        .items;
     let mut live = HashSet::new();
     for crd in crds {
         let crd = crd.value;
-        let group = crd.pointer("/spec/group").and_then(Value::as_str).unwrap_or_default().to_string();
-        let plural = crd.pointer("/spec/names/plural").and_then(Value::as_str).unwrap_or_default().to_string();
+        let group = crd
+            .pointer("/spec/group")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let plural = crd
+            .pointer("/spec/names/plural")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
         if meta::deletion_timestamp(&crd).is_some() {
             if remove_instances(api, &crd, &group, &plural).await? {
                 api.registry.set_custom(&group, &plural, Vec::new());
@@ -46,8 +69,12 @@ pub async fn reconcile(api: &Api) -> Result<(), StatusError> {
         }
         live.insert((group.clone(), plural.clone()));
         let types = types_of(&crd);
-        let current: Vec<(ResourceType, CustomInfo)> =
-            api.registry.custom().into_iter().filter(|(t, _)| t.group == group && t.plural == plural).collect();
+        let current: Vec<(ResourceType, CustomInfo)> = api
+            .registry
+            .custom()
+            .into_iter()
+            .filter(|(t, _)| t.group == group && t.plural == plural)
+            .collect();
         if !same(&current, &types) {
             api.registry.set_custom(&group, &plural, types);
         }
@@ -64,12 +91,21 @@ pub async fn reconcile(api: &Api) -> Result<(), StatusError> {
 fn same(a: &[(ResourceType, CustomInfo)], b: &[(ResourceType, CustomInfo)]) -> bool {
     a.len() == b.len()
         && a.iter().zip(b).all(|((ta, ia), (tb, ib))| {
-            ta == tb && ia.printer_columns == ib.printer_columns && ia.schema_json == ib.schema_json && ia.storage_version == ib.storage_version
+            ta == tb
+                && ia.printer_columns == ib.printer_columns
+                && ia.schema_json == ib.schema_json
+                && ia.storage_version == ib.storage_version
         })
 }
 
 fn strings(v: Option<&Value>) -> Vec<String> {
-    v.and_then(Value::as_array).map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect()).unwrap_or_default()
+    v.and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// The served resource types of a CRD, one per served version.
@@ -92,18 +128,33 @@ pub fn types_of(crd: &Value) -> Vec<(ResourceType, CustomInfo)> {
         .filter(|v| v["served"] != false)
         .map(|v| {
             let subs = &v["subresources"];
-            let scale = subs.get("scale").filter(|s| s.is_object()).map(|s| ScalePaths {
-                spec_replicas: s["specReplicasPath"].as_str().unwrap_or(".spec.replicas").into(),
-                status_replicas: s["statusReplicasPath"].as_str().unwrap_or(".status.replicas").into(),
-                label_selector: s["labelSelectorPath"].as_str().map(String::from),
-            });
+            let scale = subs
+                .get("scale")
+                .filter(|s| s.is_object())
+                .map(|s| ScalePaths {
+                    spec_replicas: s["specReplicasPath"]
+                        .as_str()
+                        .unwrap_or(".spec.replicas")
+                        .into(),
+                    status_replicas: s["statusReplicasPath"]
+                        .as_str()
+                        .unwrap_or(".status.replicas")
+                        .into(),
+                    label_selector: s["labelSelectorPath"].as_str().map(String::from),
+                });
             let rt = ResourceType {
                 group: spec["group"].as_str().unwrap_or_default().into(),
                 version: v["name"].as_str().unwrap_or_default().into(),
                 kind: kind.clone(),
-                list_kind: names["listKind"].as_str().map(String::from).unwrap_or_else(|| format!("{kind}List")),
+                list_kind: names["listKind"]
+                    .as_str()
+                    .map(String::from)
+                    .unwrap_or_else(|| format!("{kind}List")),
                 plural: names["plural"].as_str().unwrap_or_default().into(),
-                singular: names["singular"].as_str().map(String::from).unwrap_or_else(|| kind.to_lowercase()),
+                singular: names["singular"]
+                    .as_str()
+                    .map(String::from)
+                    .unwrap_or_else(|| kind.to_lowercase()),
                 namespaced: spec["scope"] != "Cluster",
                 short_names: strings(names.get("shortNames")),
                 categories: strings(names.get("categories")),
@@ -114,8 +165,14 @@ pub fn types_of(crd: &Value) -> Vec<(ResourceType, CustomInfo)> {
                 custom: true,
             };
             let info = CustomInfo {
-                printer_columns: v.get("additionalPrinterColumns").cloned().unwrap_or(Value::Null),
-                schema_json: v.pointer("/schema/openAPIV3Schema").cloned().unwrap_or(Value::Null),
+                printer_columns: v
+                    .get("additionalPrinterColumns")
+                    .cloned()
+                    .unwrap_or(Value::Null),
+                schema_json: v
+                    .pointer("/schema/openAPIV3Schema")
+                    .cloned()
+                    .unwrap_or(Value::Null),
                 storage_version: storage_version.clone(),
             };
             (rt, info)
@@ -131,7 +188,11 @@ fn crd_type(api: &Api) -> Result<ResourceType, StatusError> {
 
 /// Records NamesAccepted and Established, accepted names and stored versions.
 async fn establish(api: &Api, crd: &Value) -> Result<(), StatusError> {
-    let established = crd["status"]["conditions"].as_array().into_iter().flatten().any(|c| c["type"] == "Established" && c["status"] == "True");
+    let established = crd["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|c| c["type"] == "Established" && c["status"] == "True");
     let accepted = crd["status"]["acceptedNames"] == crd["spec"]["names"];
     if established && accepted {
         return Ok(());
@@ -170,16 +231,38 @@ async fn establish(api: &Api, crd: &Value) -> Result<(), StatusError> {
 }
 
 /// Deletes a terminating CRD's objects; true once none are left.
-async fn remove_instances(api: &Api, crd: &Value, group: &str, plural: &str) -> Result<bool, StatusError> {
-    let Some((rt, _)) = types_of(crd).into_iter().next() else { return Ok(true) };
+async fn remove_instances(
+    api: &Api,
+    crd: &Value,
+    group: &str,
+    plural: &str,
+) -> Result<bool, StatusError> {
+    let Some((rt, _)) = types_of(crd).into_iter().next() else {
+        return Ok(true);
+    };
     let _ = (group, plural);
-    let items = api.cache.list(&ListOptions { prefix: rt.key_prefix(), ..Default::default() }).map_err(crate::rest::cache_error)?.items;
+    let items = api
+        .cache
+        .list(&ListOptions {
+            prefix: rt.key_prefix(),
+            ..Default::default()
+        })
+        .map_err(crate::rest::cache_error)?
+        .items;
     for o in &items {
         if meta::deletion_timestamp(&o.value).is_some() {
             continue;
         }
         let name = meta::name(&o.value).unwrap_or_default().to_string();
-        match api.delete(&rt, meta::namespace(&o.value), &name, &DeleteOptions::default()).await {
+        match api
+            .delete(
+                &rt,
+                meta::namespace(&o.value),
+                &name,
+                &DeleteOptions::default(),
+            )
+            .await
+        {
             Ok(_) => {}
             Err(e) if e.code == 404 => {}
             Err(e) => return Err(e),

@@ -29,7 +29,10 @@ pub(crate) async fn run_on_changes<F, Fut>(
     F: FnMut(Api) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
-    let mut watcher = match api.cache.watch(prefix, WatchStart::After(api.cache.revision()), None) {
+    let mut watcher = match api
+        .cache
+        .watch(prefix, WatchStart::After(api.cache.revision()), None)
+    {
         Ok(w) => w,
         Err(e) => {
             tracing::error!(error = %e, prefix, "controller cannot watch");

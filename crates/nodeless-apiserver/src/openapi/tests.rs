@@ -94,7 +94,11 @@ fn operations(doc: &Value) -> Vec<(String, String, Value)> {
 #[test]
 fn every_builtin_kind_has_a_typed_definition() {
     let cat = catalog::catalog();
-    for rt in builtins() {
+    // Reviews (create-only, never stored) are answered, not decoded or published.
+    for rt in builtins()
+        .into_iter()
+        .filter(|r| r.verbs.iter().any(|v| v == "get"))
+    {
         let def = cat.kind_definition(&rt.group, &rt.version, &rt.kind);
         assert!(
             def.is_some(),

@@ -8,7 +8,12 @@ use serde_json::Value;
 
 impl Api {
     /// Drops unknown fields (or refuses them, per `fieldValidation`) and applies defaults.
-    pub(crate) fn normalize(&self, rt: &ResourceType, obj: Value, fv: FieldValidation) -> Result<(Value, Vec<String>), StatusError> {
+    pub(crate) fn normalize(
+        &self,
+        rt: &ResourceType,
+        obj: Value,
+        fv: FieldValidation,
+    ) -> Result<(Value, Vec<String>), StatusError> {
         let (mut obj, unknown) = if rt.custom {
             let mut obj = obj;
             match self.custom_schema(rt)? {
@@ -27,10 +32,16 @@ impl Api {
         };
         let mut warnings = Vec::new();
         if !unknown.is_empty() {
-            let listed: Vec<String> = unknown.iter().map(|f| format!("unknown field \"{f}\"")).collect();
+            let listed: Vec<String> = unknown
+                .iter()
+                .map(|f| format!("unknown field \"{f}\""))
+                .collect();
             match fv {
                 FieldValidation::Strict => {
-                    return Err(StatusError::bad_request(format!("strict decoding error: {}", listed.join(", "))))
+                    return Err(StatusError::bad_request(format!(
+                        "strict decoding error: {}",
+                        listed.join(", ")
+                    )))
                 }
                 FieldValidation::Warn => warnings = listed,
                 FieldValidation::Ignore => {}
@@ -43,17 +54,29 @@ impl Api {
     }
 
     fn custom_schema(&self, rt: &ResourceType) -> Result<Option<schema::Schema>, StatusError> {
-        let Some(info) = self.registry.custom_info(rt) else { return Ok(None) };
+        let Some(info) = self.registry.custom_info(rt) else {
+            return Ok(None);
+        };
         if info.schema_json.is_null() {
             return Ok(None);
         }
         schema::Schema::from_json(&info.schema_json)
             .map(Some)
-            .map_err(|e| StatusError::internal(format!("the schema of {} is unusable: {e}", rt.group_resource())))
+            .map_err(|e| {
+                StatusError::internal(format!(
+                    "the schema of {} is unusable: {e}",
+                    rt.group_resource()
+                ))
+            })
     }
 
     /// Validates a new object, or an update against the stored one.
-    pub(crate) fn validate(&self, rt: &ResourceType, obj: &Value, old: Option<&Value>) -> Result<(), StatusError> {
+    pub(crate) fn validate(
+        &self,
+        rt: &ResourceType,
+        obj: &Value,
+        old: Option<&Value>,
+    ) -> Result<(), StatusError> {
         let mut errs: ErrorList = strategy::validate_scope(rt, obj);
         if rt.custom {
             if let Some(s) = self.custom_schema(rt)? {
@@ -65,12 +88,18 @@ impl Api {
             }
             let name = nodeless_core::meta::name(obj).unwrap_or_default();
             for msg in validation::names::is_dns1123_subdomain(name) {
-                errs.push(nodeless_core::FieldError::invalid("metadata.name", name, msg));
+                errs.push(nodeless_core::FieldError::invalid(
+                    "metadata.name",
+                    name,
+                    msg,
+                ));
             }
         } else {
             errs.extend(match old {
                 None => validation::validate_create(&rt.group, &rt.kind, obj, rt.namespaced),
-                Some(old) => validation::validate_update(&rt.group, &rt.kind, obj, old, rt.namespaced),
+                Some(old) => {
+                    validation::validate_update(&rt.group, &rt.kind, obj, old, rt.namespaced)
+                }
             });
         }
         if errs.is_empty() {
@@ -84,11 +113,15 @@ impl Api {
 /// The body's apiVersion and kind must name the addressed type (or be left out).
 pub(crate) fn check_type(rt: &ResourceType, obj: &Value) -> Result<(), StatusError> {
     if !obj.is_object() {
-        return Err(StatusError::bad_request("the body of the request must be a JSON or YAML object"));
+        return Err(StatusError::bad_request(
+            "the body of the request must be a JSON or YAML object",
+        ));
     }
     let kind = obj.get("kind").and_then(Value::as_str).unwrap_or("");
     let api_version = obj.get("apiVersion").and_then(Value::as_str).unwrap_or("");
-    if (!kind.is_empty() && kind != rt.kind) || (!api_version.is_empty() && api_version != rt.api_version()) {
+    if (!kind.is_empty() && kind != rt.kind)
+        || (!api_version.is_empty() && api_version != rt.api_version())
+    {
         return Err(StatusError::bad_request(format!(
             "the API version in the data ({api_version}) does not match the expected API version ({})",
             rt.api_version()
@@ -105,7 +138,8 @@ trait KindMessage {
 impl KindMessage for StatusError {
     fn with_kind_message(mut self, got: &str, want: &str) -> Self {
         if !got.is_empty() && got != want {
-            self.message = format!("the kind in the data ({got}) does not match the expected kind ({want})");
+            self.message =
+                format!("the kind in the data ({got}) does not match the expected kind ({want})");
         }
         self
     }

@@ -29,24 +29,45 @@ pub struct DeleteOptions {
 
 impl DeleteOptions {
     /// Reads a `DeleteOptions` body and query parameters (the query wins where both are set).
-    pub fn from_parts(body: Option<&Value>, query: &std::collections::HashMap<String, String>) -> Result<Self, StatusError> {
+    pub fn from_parts(
+        body: Option<&Value>,
+        query: &std::collections::HashMap<String, String>,
+    ) -> Result<Self, StatusError> {
         let mut o = DeleteOptions::default();
         if let Some(b) = body {
             o.grace_period_seconds = b.get("gracePeriodSeconds").and_then(Value::as_i64);
-            o.propagation = b.get("propagationPolicy").and_then(Value::as_str).map(parse_propagation).transpose()?;
+            o.propagation = b
+                .get("propagationPolicy")
+                .and_then(Value::as_str)
+                .map(parse_propagation)
+                .transpose()?;
             if o.propagation.is_none() {
                 // The deprecated field, still sent by older clients.
                 if let Some(orphan) = b.get("orphanDependents").and_then(Value::as_bool) {
-                    o.propagation = Some(if orphan { Propagation::Orphan } else { Propagation::Background });
+                    o.propagation = Some(if orphan {
+                        Propagation::Orphan
+                    } else {
+                        Propagation::Background
+                    });
                 }
             }
-            o.precondition_uid = b.pointer("/preconditions/uid").and_then(Value::as_str).map(String::from);
-            o.precondition_resource_version = b.pointer("/preconditions/resourceVersion").and_then(Value::as_str).map(String::from);
-            o.dry_run = b.get("dryRun").and_then(Value::as_array).is_some_and(|a| a.iter().any(|v| v == "All"));
+            o.precondition_uid = b
+                .pointer("/preconditions/uid")
+                .and_then(Value::as_str)
+                .map(String::from);
+            o.precondition_resource_version = b
+                .pointer("/preconditions/resourceVersion")
+                .and_then(Value::as_str)
+                .map(String::from);
+            o.dry_run = b
+                .get("dryRun")
+                .and_then(Value::as_array)
+                .is_some_and(|a| a.iter().any(|v| v == "All"));
         }
         if let Some(g) = query.get("gracePeriodSeconds") {
-            o.grace_period_seconds =
-                Some(g.parse().map_err(|_| StatusError::bad_request(format!("invalid gracePeriodSeconds: {g:?}")))?);
+            o.grace_period_seconds = Some(g.parse().map_err(|_| {
+                StatusError::bad_request(format!("invalid gracePeriodSeconds: {g:?}"))
+            })?);
         }
         if let Some(p) = query.get("propagationPolicy") {
             o.propagation = Some(parse_propagation(p)?);
@@ -86,16 +107,34 @@ pub fn finished_deleting(rt: &ResourceType, obj: &Value) -> bool {
         return false;
     }
     if rt.group.is_empty() && rt.kind == "Namespace" {
-        let spec_finalizers = obj.pointer("/spec/finalizers").and_then(Value::as_array).map(|a| a.len()).unwrap_or(0);
+        let spec_finalizers = obj
+            .pointer("/spec/finalizers")
+            .and_then(Value::as_array)
+            .map(|a| a.len())
+            .unwrap_or(0);
         return spec_finalizers == 0;
     }
-    obj.pointer("/metadata/deletionGracePeriodSeconds").and_then(Value::as_i64).unwrap_or(0) == 0
+    obj.pointer("/metadata/deletionGracePeriodSeconds")
+        .and_then(Value::as_i64)
+        .unwrap_or(0)
+        == 0
 }
 
 impl Api {
-    pub async fn delete(&self, rt: &ResourceType, ns: Option<&str>, name: &str, opts: &DeleteOptions) -> Result<DeleteOutcome, StatusError> {
+    pub async fn delete(
+        &self,
+        rt: &ResourceType,
+        ns: Option<&str>,
+        name: &str,
+        opts: &DeleteOptions,
+    ) -> Result<DeleteOutcome, StatusError> {
         if rt.group.is_empty() && rt.kind == "Namespace" && PROTECTED_NAMESPACES.contains(&name) {
-            return Err(StatusError::forbidden("", "namespaces", name, "this namespace may not be deleted"));
+            return Err(StatusError::forbidden(
+                "",
+                "namespaces",
+                name,
+                "this namespace may not be deleted",
+            ));
         }
         let key = rt.key(ns, name);
         let mut pending = false;
@@ -113,11 +152,20 @@ impl Api {
             })
             .await?;
         let last = dry.unwrap_or(last);
-        Ok(if pending { DeleteOutcome::Pending(last) } else { DeleteOutcome::Deleted(last) })
+        Ok(if pending {
+            DeleteOutcome::Pending(last)
+        } else {
+            DeleteOutcome::Deleted(last)
+        })
     }
 }
 
-fn check_preconditions(rt: &ResourceType, name: &str, cur: &Value, opts: &DeleteOptions) -> Result<(), StatusError> {
+fn check_preconditions(
+    rt: &ResourceType,
+    name: &str,
+    cur: &Value,
+    opts: &DeleteOptions,
+) -> Result<(), StatusError> {
     if let Some(uid) = &opts.precondition_uid {
         let actual = meta::uid(cur).unwrap_or("");
         if uid != actual {
@@ -125,7 +173,9 @@ fn check_preconditions(rt: &ResourceType, name: &str, cur: &Value, opts: &Delete
                 &rt.group,
                 &rt.plural,
                 name,
-                &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {actual}"),
+                &format!(
+                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {actual}"
+                ),
             ));
         }
     }
@@ -169,7 +219,9 @@ fn plan_delete(rt: &ResourceType, cur: &Value, opts: &DeleteOptions) -> (Change,
         changed = true;
     }
     let grace = grace_period(rt, &obj, opts);
-    let existing_grace = obj.pointer("/metadata/deletionGracePeriodSeconds").and_then(Value::as_i64);
+    let existing_grace = obj
+        .pointer("/metadata/deletionGracePeriodSeconds")
+        .and_then(Value::as_i64);
     let deleting = meta::deletion_timestamp(&obj).is_some();
     let is_namespace = rt.group.is_empty() && rt.kind == "Namespace";
     if finalizers.is_empty() && grace == 0 && !is_namespace {
@@ -179,7 +231,10 @@ fn plan_delete(rt: &ResourceType, cur: &Value, opts: &DeleteOptions) -> (Change,
     if !deleting || existing_grace.is_some_and(|g| grace < g) {
         let at = chrono::Utc::now() + chrono::Duration::seconds(grace);
         let md = meta::metadata_mut(&mut obj);
-        md.insert("deletionTimestamp".into(), json!(at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)));
+        md.insert(
+            "deletionTimestamp".into(),
+            json!(at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+        );
         md.insert("deletionGracePeriodSeconds".into(), json!(grace));
         changed = true;
     }
@@ -190,7 +245,14 @@ fn plan_delete(rt: &ResourceType, cur: &Value, opts: &DeleteOptions) -> (Change,
     if is_namespace && finished_deleting(rt, &obj) {
         return (Change::Delete(None), false);
     }
-    (if changed { Change::Put(obj) } else { Change::Unchanged }, true)
+    (
+        if changed {
+            Change::Put(obj)
+        } else {
+            Change::Unchanged
+        },
+        true,
+    )
 }
 
 /// Only Pods that may be running get a grace period; everything else goes at once.
@@ -198,13 +260,22 @@ fn grace_period(rt: &ResourceType, obj: &Value, opts: &DeleteOptions) -> i64 {
     if !(rt.group.is_empty() && rt.kind == "Pod") {
         return 0;
     }
-    let scheduled = obj.pointer("/spec/nodeName").and_then(Value::as_str).is_some_and(|n| !n.is_empty());
-    let phase = obj.pointer("/status/phase").and_then(Value::as_str).unwrap_or("");
+    let scheduled = obj
+        .pointer("/spec/nodeName")
+        .and_then(Value::as_str)
+        .is_some_and(|n| !n.is_empty());
+    let phase = obj
+        .pointer("/status/phase")
+        .and_then(Value::as_str)
+        .unwrap_or("");
     if !scheduled || phase == "Succeeded" || phase == "Failed" {
         return 0;
     }
     opts.grace_period_seconds
-        .or_else(|| obj.pointer("/spec/terminationGracePeriodSeconds").and_then(Value::as_i64))
+        .or_else(|| {
+            obj.pointer("/spec/terminationGracePeriodSeconds")
+                .and_then(Value::as_i64)
+        })
         .unwrap_or(30)
         .max(0)
 }

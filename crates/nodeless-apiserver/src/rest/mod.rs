@@ -10,14 +10,19 @@ mod delete;
 mod read;
 mod write;
 
-pub use delete::{finished_deleting, DeleteOptions, DeleteOutcome, Propagation, FOREGROUND, ORPHAN};
+pub use delete::{
+    finished_deleting, DeleteOptions, DeleteOutcome, Propagation, FOREGROUND, ORPHAN,
+};
 pub use read::{ListQuery, ListResult};
 pub use write::{FieldValidation, Outcome, WriteOptions};
 
 use crate::registry::Registry;
 use nodeless_core::resource::ResourceType;
 use nodeless_core::{meta, StatusError};
-use nodeless_store::{Backend, Cache, CacheError, CachedObject, KeyValue, Mutation, Precondition, Revision, StoreError, Txn, TxnResult};
+use nodeless_store::{
+    Backend, Cache, CacheError, CachedObject, KeyValue, Mutation, Precondition, Revision,
+    StoreError, Txn, TxnResult,
+};
 use serde_json::Value;
 use std::sync::Arc;
 
@@ -40,7 +45,11 @@ pub enum Change {
 
 impl Api {
     pub fn new(registry: Registry, backend: Arc<dyn Backend>, cache: Arc<Cache>) -> Self {
-        Self { registry, backend, cache }
+        Self {
+            registry,
+            backend,
+            cache,
+        }
     }
 
     pub fn backend(&self) -> &Arc<dyn Backend> {
@@ -48,7 +57,12 @@ impl Api {
     }
 
     /// The current object, from the cache.
-    pub fn get(&self, rt: &ResourceType, ns: Option<&str>, name: &str) -> Result<Arc<Value>, StatusError> {
+    pub fn get(
+        &self,
+        rt: &ResourceType,
+        ns: Option<&str>,
+        name: &str,
+    ) -> Result<Arc<Value>, StatusError> {
         self.cache
             .get(&rt.key(ns, name))
             .map(|o| o.value)
@@ -56,11 +70,23 @@ impl Api {
     }
 
     /// Stores a new object; fails with AlreadyExists if the key is taken.
-    pub(crate) async fn insert(&self, rt: &ResourceType, key: &str, name: &str, obj: &Value) -> Result<Arc<Value>, StatusError> {
-        let txn = Txn { key: key.into(), precondition: Precondition::MustNotExist, mutation: Mutation::Put(encode(obj)?) };
+    pub(crate) async fn insert(
+        &self,
+        rt: &ResourceType,
+        key: &str,
+        name: &str,
+        obj: &Value,
+    ) -> Result<Arc<Value>, StatusError> {
+        let txn = Txn {
+            key: key.into(),
+            precondition: Precondition::MustNotExist,
+            mutation: Mutation::Put(encode(obj)?),
+        };
         match self.backend.txn(txn).await.map_err(store_error)? {
             TxnResult::Committed { revision, kv, .. } => self.settle(revision, kv, key).await,
-            TxnResult::Failed { .. } => Err(StatusError::already_exists(&rt.group, &rt.plural, name)),
+            TxnResult::Failed { .. } => {
+                Err(StatusError::already_exists(&rt.group, &rt.plural, name))
+            }
         }
     }
 
@@ -88,7 +114,11 @@ impl Api {
                 }
             };
             let deleting = mutation == Mutation::Delete;
-            let txn = Txn { key: key.into(), precondition: Precondition::ModRevision(rev), mutation };
+            let txn = Txn {
+                key: key.into(),
+                precondition: Precondition::ModRevision(rev),
+                mutation,
+            };
             match self.backend.txn(txn).await.map_err(store_error)? {
                 TxnResult::Committed { revision, kv, prev } => {
                     if deleting {
@@ -112,11 +142,20 @@ impl Api {
         Err(StatusError::conflict_modified(&rt.group, &rt.plural, name))
     }
 
-    async fn settle(&self, revision: Revision, kv: Option<KeyValue>, key: &str) -> Result<Arc<Value>, StatusError> {
+    async fn settle(
+        &self,
+        revision: Revision,
+        kv: Option<KeyValue>,
+        key: &str,
+    ) -> Result<Arc<Value>, StatusError> {
         self.wait(revision).await?;
         match kv {
             Some(kv) => Ok(decode_kv(&kv, revision)),
-            None => self.cache.get(key).map(|o: CachedObject| o.value).ok_or_else(|| StatusError::internal("object vanished after write")),
+            None => self
+                .cache
+                .get(key)
+                .map(|o: CachedObject| o.value)
+                .ok_or_else(|| StatusError::internal("object vanished after write")),
         }
     }
 
@@ -131,13 +170,18 @@ fn encode(obj: &Value) -> Result<bytes::Bytes, StatusError> {
     if let Some(md) = v.get_mut("metadata").and_then(Value::as_object_mut) {
         md.remove("resourceVersion");
     }
-    serde_json::to_vec(&v).map(bytes::Bytes::from).map_err(|e| StatusError::internal(e.to_string()))
+    serde_json::to_vec(&v)
+        .map(bytes::Bytes::from)
+        .map_err(|e| StatusError::internal(e.to_string()))
 }
 
 fn decode_kv(kv: &KeyValue, revision: Revision) -> Arc<Value> {
     let mut v: Value = serde_json::from_slice(&kv.value).unwrap_or(Value::Null);
     if let Some(md) = v.get_mut("metadata").and_then(Value::as_object_mut) {
-        md.insert("resourceVersion".into(), Value::String(revision.to_string()));
+        md.insert(
+            "resourceVersion".into(),
+            Value::String(revision.to_string()),
+        );
     }
     Arc::new(v)
 }
@@ -150,7 +194,11 @@ pub fn store_error(e: StoreError) -> StatusError {
         StoreError::Compacted { .. } => StatusError::gone(e.to_string()),
         StoreError::DiskFull(m) => {
             tracing::error!(error = %m, "storage is full");
-            StatusError::new(507, "InsufficientStorage", format!("the server's storage is full; the write was not made: {m}"))
+            StatusError::new(
+                507,
+                "InsufficientStorage",
+                format!("the server's storage is full; the write was not made: {m}"),
+            )
         }
         StoreError::Io(m) => {
             tracing::error!(error = %m, "storage failure");

@@ -27,7 +27,9 @@ impl ListQuery {
         let nonempty = |k: &str| q.get(k).filter(|v| !v.is_empty()).cloned();
         let limit = match nonempty("limit") {
             Some(l) => {
-                let n: i64 = l.parse().map_err(|_| StatusError::bad_request(format!("invalid limit: {l:?}")))?;
+                let n: i64 = l
+                    .parse()
+                    .map_err(|_| StatusError::bad_request(format!("invalid limit: {l:?}")))?;
                 (n > 0).then_some(n as usize)
             }
             None => None,
@@ -35,7 +37,11 @@ impl ListQuery {
         let send_initial_events = match nonempty("sendInitialEvents").as_deref() {
             Some("true") => Some(true),
             Some("false") => Some(false),
-            Some(o) => return Err(StatusError::bad_request(format!("invalid sendInitialEvents: {o:?}"))),
+            Some(o) => {
+                return Err(StatusError::bad_request(format!(
+                    "invalid sendInitialEvents: {o:?}"
+                )))
+            }
             None => None,
         };
         Ok(Self {
@@ -71,7 +77,9 @@ fn encode_continue(key: &str, rev: Revision) -> String {
 
 fn decode_continue(token: &str) -> Result<(String, Revision), StatusError> {
     let bad = || StatusError::bad_request(format!("continue key is not valid: {token}"));
-    let raw = base64::engine::general_purpose::URL_SAFE.decode(token).map_err(|_| bad())?;
+    let raw = base64::engine::general_purpose::URL_SAFE
+        .decode(token)
+        .map_err(|_| bad())?;
     let v: Value = serde_json::from_slice(&raw).map_err(|_| bad())?;
     let key = v.get("start").and_then(Value::as_str).ok_or_else(bad)?;
     let rev = v.get("rv").and_then(Value::as_i64).ok_or_else(bad)?;
@@ -80,23 +88,45 @@ fn decode_continue(token: &str) -> Result<(String, Revision), StatusError> {
 
 impl Api {
     /// Builds the object filter for selectors; `None` when nothing is filtered.
-    pub fn filter(&self, rt: &ResourceType, q: &ListQuery) -> Result<Option<WatchFilter>, StatusError> {
-        let labels = q.label_selector.as_deref().map(LabelSelector::parse).transpose()?;
-        let fields = q.field_selector.as_deref().map(|s| FieldSelector::parse(&rt.group, &rt.kind, s)).transpose()?;
+    pub fn filter(
+        &self,
+        rt: &ResourceType,
+        q: &ListQuery,
+    ) -> Result<Option<WatchFilter>, StatusError> {
+        let labels = q
+            .label_selector
+            .as_deref()
+            .map(LabelSelector::parse)
+            .transpose()?;
+        let fields = q
+            .field_selector
+            .as_deref()
+            .map(|s| FieldSelector::parse(&rt.group, &rt.kind, s))
+            .transpose()?;
         if labels.is_none() && fields.is_none() {
             return Ok(None);
         }
         Ok(Some(Arc::new(move |obj: &Value| {
-            labels.as_ref().is_none_or(|l| l.matches(&meta::labels(obj))) && fields.as_ref().is_none_or(|f| f.matches(obj))
+            labels
+                .as_ref()
+                .is_none_or(|l| l.matches(&meta::labels(obj)))
+                && fields.as_ref().is_none_or(|f| f.matches(obj))
         })))
     }
 
-    pub async fn list(&self, rt: &ResourceType, ns: Option<&str>, q: &ListQuery) -> Result<ListResult, StatusError> {
+    pub async fn list(
+        &self,
+        rt: &ResourceType,
+        ns: Option<&str>,
+        q: &ListQuery,
+    ) -> Result<ListResult, StatusError> {
         let filter = self.filter(rt, q)?;
         let continue_from = match &q.continue_token {
             Some(t) => {
                 if q.resource_version.as_deref().is_some_and(|rv| rv != "0") {
-                    return Err(StatusError::bad_request("specifying resource version is not allowed when using continue"));
+                    return Err(StatusError::bad_request(
+                        "specifying resource version is not allowed when using continue",
+                    ));
                 }
                 let (key, rev) = decode_continue(t)?;
                 Some((key, rev))
@@ -106,7 +136,12 @@ impl Api {
                 None
             }
         };
-        let opts = ListOptions { prefix: rt.namespace_prefix(ns), limit: q.limit, continue_from, filter };
+        let opts = ListOptions {
+            prefix: rt.namespace_prefix(ns),
+            limit: q.limit,
+            continue_from,
+            filter,
+        };
         let page = self.cache.list(&opts).map_err(cache_error)?;
         Ok(ListResult {
             items: page.items.into_iter().map(|o| o.value).collect(),
@@ -147,12 +182,20 @@ impl Api {
     }
 
     /// Starts a watch. The caller streams `initial` and then the live events.
-    pub async fn watch(&self, rt: &ResourceType, ns: Option<&str>, q: &ListQuery) -> Result<Watcher, StatusError> {
+    pub async fn watch(
+        &self,
+        rt: &ResourceType,
+        ns: Option<&str>,
+        q: &ListQuery,
+    ) -> Result<Watcher, StatusError> {
         let filter = self.filter(rt, q)?;
         let start = match (q.resource_version.as_deref(), q.send_initial_events) {
             (_, Some(true)) => {
                 if let Some(rv) = q.resource_version.as_deref().filter(|rv| *rv != "0") {
-                    self.cache.wait_for(parse_rv(rv)?).await.map_err(cache_error)?;
+                    self.cache
+                        .wait_for(parse_rv(rv)?)
+                        .await
+                        .map_err(cache_error)?;
                 }
                 WatchStart::Now
             }
@@ -164,7 +207,9 @@ impl Api {
                 self.cache.wait_for(rev).await.map_err(cache_error)?;
             }
         }
-        self.cache.watch(&rt.namespace_prefix(ns), start, filter).map_err(cache_error)
+        self.cache
+            .watch(&rt.namespace_prefix(ns), start, filter)
+            .map_err(cache_error)
     }
 }
 
@@ -175,7 +220,10 @@ mod tests {
     #[test]
     fn continue_tokens_round_trip() {
         let t = encode_continue("/registry/core/pods/default/web-7", 42);
-        assert_eq!(decode_continue(&t).expect("valid"), ("/registry/core/pods/default/web-7".to_string(), 42));
+        assert_eq!(
+            decode_continue(&t).expect("valid"),
+            ("/registry/core/pods/default/web-7".to_string(), 42)
+        );
         assert!(decode_continue("not-a-token").is_err());
     }
 }

@@ -47,7 +47,13 @@ pub struct Outcome {
 }
 
 impl Api {
-    pub async fn create(&self, rt: &ResourceType, url_ns: Option<&str>, body: Value, opts: &WriteOptions) -> Result<Outcome, StatusError> {
+    pub async fn create(
+        &self,
+        rt: &ResourceType,
+        url_ns: Option<&str>,
+        body: Value,
+        opts: &WriteOptions,
+    ) -> Result<Outcome, StatusError> {
         check_type(rt, &body)?;
         let mut body = body;
         set_namespace(rt, url_ns, &mut body)?;
@@ -58,7 +64,8 @@ impl Api {
                     meta::set_str(&mut body, "name", name);
                 }
                 None => {
-                    let e = FieldError::required("metadata.name", "name or generateName is required");
+                    let e =
+                        FieldError::required("metadata.name", "name or generateName is required");
                     return Err(StatusError::invalid(&rt.group, &rt.kind, "", &vec![e]));
                 }
             }
@@ -78,10 +85,18 @@ impl Api {
             if self.cache.get(&key).is_some() {
                 return Err(StatusError::already_exists(&rt.group, &rt.plural, &name));
             }
-            return Ok(Outcome { object: Arc::new(obj), warnings, created: true });
+            return Ok(Outcome {
+                object: Arc::new(obj),
+                warnings,
+                created: true,
+            });
         }
         let object = self.insert(rt, &key, &name, &obj).await?;
-        Ok(Outcome { object, warnings, created: true })
+        Ok(Outcome {
+            object,
+            warnings,
+            created: true,
+        })
     }
 
     /// PUT: replaces the object (or its status), with optimistic concurrency when the body
@@ -110,7 +125,10 @@ impl Api {
         let (mut obj, warnings) = self.normalize(rt, body, opts.field_validation)?;
         stamp_type(rt, &mut obj);
         let want_rv = meta::resource_version(&obj).map(String::from);
-        self.replace(rt, ns, name, part, opts, warnings, move |_| Ok((obj.clone(), want_rv.clone()))).await
+        self.replace(rt, ns, name, part, opts, warnings, move |_| {
+            Ok((obj.clone(), want_rv.clone()))
+        })
+        .await
     }
 
     /// PATCH in any of the three formats (server-side apply is refused with a clear message).
@@ -135,19 +153,27 @@ impl Api {
         let warnings_cell = parking_lot::Mutex::new(Vec::new());
         let out = self
             .replace(rt, ns, name, part, opts, Vec::new(), |cur| {
-                let patched = patch::apply_patch(patch_type, &rt2.group, &rt2.kind, cur, patch_body)?;
+                let patched =
+                    patch::apply_patch(patch_type, &rt2.group, &rt2.kind, cur, patch_body)?;
                 check_type(&rt2, &patched)?;
                 if meta::name(&patched) != Some(name) {
-                    return Err(StatusError::bad_request("the patch may not change the object's name"));
+                    return Err(StatusError::bad_request(
+                        "the patch may not change the object's name",
+                    ));
                 }
                 // A resourceVersion in the patch is a precondition; the current one is not.
-                let patch_rv = meta::resource_version(&patched).filter(|rv| Some(*rv) != meta::resource_version(cur)).map(String::from);
+                let patch_rv = meta::resource_version(&patched)
+                    .filter(|rv| Some(*rv) != meta::resource_version(cur))
+                    .map(String::from);
                 let (obj, warnings) = this.normalize(&rt2, patched, fv)?;
                 *warnings_cell.lock() = warnings;
                 Ok((obj, patch_rv))
             })
             .await?;
-        Ok(Outcome { warnings: warnings_cell.into_inner(), ..out })
+        Ok(Outcome {
+            warnings: warnings_cell.into_inner(),
+            ..out
+        })
     }
 
     /// The shared read-modify-write of update and patch. `build` makes the requested object
@@ -175,7 +201,11 @@ impl Api {
                 }
                 stamp_type(rt, &mut new);
                 strategy::prepare_for_update(rt, part, &mut new, cur);
-                meta::set_str(&mut new, "resourceVersion", meta::resource_version(cur).unwrap_or_default());
+                meta::set_str(
+                    &mut new,
+                    "resourceVersion",
+                    meta::resource_version(cur).unwrap_or_default(),
+                );
                 if new == **cur {
                     return Ok(Change::Unchanged);
                 }
@@ -192,7 +222,11 @@ impl Api {
             })
             .await?;
         let object = dry.map(Arc::new).unwrap_or(object);
-        Ok(Outcome { object, warnings, created: false })
+        Ok(Outcome {
+            object,
+            warnings,
+            created: false,
+        })
     }
 
     /// Kind-specific work on create that needs the final object (e.g. the Job's selector).
@@ -206,7 +240,10 @@ impl Api {
         }
         if rt.group == "apiextensions.k8s.io" && rt.kind == "CustomResourceDefinition" {
             let mut f = meta::finalizers(obj);
-            if !f.iter().any(|x| x == crate::controllers::crd::CLEANUP_FINALIZER) {
+            if !f
+                .iter()
+                .any(|x| x == crate::controllers::crd::CLEANUP_FINALIZER)
+            {
                 f.push(crate::controllers::crd::CLEANUP_FINALIZER.into());
                 meta::set_finalizers(obj, &f);
             }
@@ -219,15 +256,22 @@ impl Api {
 
     /// New objects need a namespace that exists and is not being deleted.
     fn admit_namespace(&self, rt: &ResourceType, obj: &Value) -> Result<(), StatusError> {
-        let Some(ns) = meta::namespace(obj).filter(|_| rt.namespaced) else { return Ok(()) };
-        let ns_type = self.registry.lookup("", "v1", "namespaces").ok_or_else(|| StatusError::internal("namespaces are not served"))?;
+        let Some(ns) = meta::namespace(obj).filter(|_| rt.namespaced) else {
+            return Ok(());
+        };
+        let ns_type = self
+            .registry
+            .lookup("", "v1", "namespaces")
+            .ok_or_else(|| StatusError::internal("namespaces are not served"))?;
         let namespace = self.get(&ns_type, None, ns)?;
         if meta::deletion_timestamp(&namespace).is_some() {
             return Err(StatusError::forbidden(
                 &rt.group,
                 &rt.plural,
                 meta::name(obj).unwrap_or(""),
-                &format!("unable to create new content in namespace {ns} because it is being terminated"),
+                &format!(
+                    "unable to create new content in namespace {ns} because it is being terminated"
+                ),
             ));
         }
         Ok(())
@@ -242,12 +286,19 @@ fn stamp_type(rt: &ResourceType, obj: &mut Value) {
     }
 }
 
-fn set_namespace(rt: &ResourceType, url_ns: Option<&str>, obj: &mut Value) -> Result<(), StatusError> {
+fn set_namespace(
+    rt: &ResourceType,
+    url_ns: Option<&str>,
+    obj: &mut Value,
+) -> Result<(), StatusError> {
     if !rt.namespaced {
         return Ok(());
     }
     let Some(url_ns) = url_ns else {
-        return Err(StatusError::bad_request(format!("{} must be created in a namespace", rt.group_resource())));
+        return Err(StatusError::bad_request(format!(
+            "{} must be created in a namespace",
+            rt.group_resource()
+        )));
     };
     match meta::namespace(obj) {
         Some(ns) if ns != url_ns => Err(StatusError::bad_request(

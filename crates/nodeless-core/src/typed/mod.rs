@@ -262,7 +262,9 @@ mod materialized_tests {
     fn a_missing_required_field_stays_missing() {
         let d = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "a"},
                        "spec": {"template": {"spec": {"containers": [{"name": "c", "image": "x"}]}}}});
-        let out = decode("apps", "v1", "Deployment", &d).expect("decodes").object;
+        let out = decode("apps", "v1", "Deployment", &d)
+            .expect("decodes")
+            .object;
         assert!(out["spec"].get("selector").is_none(), "{out}");
     }
 }

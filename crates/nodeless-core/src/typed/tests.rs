@@ -267,7 +267,11 @@ fn unknown_kinds_are_refused() {
 
 #[test]
 fn every_builtin_kind_decodes_a_minimal_object_without_unknown_fields() {
-    for rt in builtins() {
+    // Reviews (create-only, never stored) are answered, not decoded or published.
+    for rt in builtins()
+        .into_iter()
+        .filter(|r| r.verbs.iter().any(|v| v == "get"))
+    {
         assert!(
             is_builtin(&rt.group, &rt.version, &rt.kind),
             "{} not covered",

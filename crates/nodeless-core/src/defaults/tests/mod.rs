@@ -90,7 +90,11 @@ fn malformed_shapes_are_left_alone_without_panicking() {
 
 #[test]
 fn decoded_then_defaulted_objects_still_decode() {
-    for rt in builtins() {
+    // Reviews (create-only, never stored) are answered, not decoded or published.
+    for rt in builtins()
+        .into_iter()
+        .filter(|r| r.verbs.iter().any(|v| v == "get"))
+    {
         let decoded =
             crate::typed::decode(&rt.group, &rt.version, &rt.kind, &rich_object(&rt.kind))
                 .expect("decodes");
