@@ -6,7 +6,11 @@ mod up;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "nodeless", version, about = "A serverless Kubernetes: the Kubernetes API with no nodes to manage")]
+#[command(
+    name = "nodeless",
+    version,
+    about = "A serverless Kubernetes: the Kubernetes API with no nodes to manage"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -29,16 +33,22 @@ enum Command {
 fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("NODELESS_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+            tracing_subscriber::EnvFilter::try_from_env("NODELESS_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
     if let Command::Shim { config } = cli.command {
         // Synchronous and without the async runtime: it must stay small and outlive us.
-        return std::process::ExitCode::from(nodeless_engine::shim_main(vec![config]).clamp(0, 255) as u8);
+        return std::process::ExitCode::from(
+            nodeless_engine::shim_main(vec![config]).clamp(0, 255) as u8,
+        );
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -48,7 +58,9 @@ fn main() -> std::process::ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Up(args) | Command::Apiserver(args) => up::run(args).await,
-            Command::Runtime(args) => runtime_cli::run(args).await.map(|code| code.clamp(0, 255) as u8),
+            Command::Runtime(args) => runtime_cli::run(args)
+                .await
+                .map(|code| code.clamp(0, 255) as u8),
             Command::Shim { .. } => Ok(2),
         }
     });

@@ -33,10 +33,22 @@ pub async fn run(args: UpArgs) -> anyhow::Result<u8> {
         max_mutating: (args.max_requests_inflight / 2).max(1),
         ..Default::default()
     };
-    let config = nodeless_apiserver::Config { data_dir: data_dir.clone(), listen: args.listen, limits };
-    let running = nodeless_apiserver::start(config).await.with_context(|| format!("starting nodeless in {}", data_dir.display()))?;
-    eprintln!("nodeless is up: the API server listens on https://{}", running.addr);
-    eprintln!("point kubectl at it with:\n\n    export KUBECONFIG={}\n    kubectl get namespaces\n", running.kubeconfig.display());
+    let config = nodeless_apiserver::Config {
+        data_dir: data_dir.clone(),
+        listen: args.listen,
+        limits,
+    };
+    let running = nodeless_apiserver::start(config)
+        .await
+        .with_context(|| format!("starting nodeless in {}", data_dir.display()))?;
+    eprintln!(
+        "nodeless is up: the API server listens on https://{}",
+        running.addr
+    );
+    eprintln!(
+        "point kubectl at it with:\n\n    export KUBECONFIG={}\n    kubectl get namespaces\n",
+        running.kubeconfig.display()
+    );
     wait_for_signal().await;
     eprintln!("nodeless is stopping");
     running.shutdown().await;
