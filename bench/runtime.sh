@@ -16,7 +16,7 @@ write_timer() {
   cat >"$1" <<'PY'
 import glob, json, os, shutil, subprocess, sys, time
 
-NODELESS = "target/release/nodeless"
+NODELESS = os.environ.get("NODELESS_BIN", "target/release/nodeless")
 IMAGE = "busybox"
 
 
