@@ -1,0 +1,50 @@
+//! Well-known names shared by the scheduler, the host agent and the API server.
+
+/// The instance spec the scheduler chose for a Pod, e.g. `2-4Gi` (see `nodeless-core`'s
+/// `instance_spec`). Set at binding; the agent sizes the instance from it.
+pub const INSTANCE_SPEC_ANNOTATION: &str = "nodeless.dev/instance-spec";
+
+/// The host (a `Host` object's name) a Pod's instance was placed on. Set at binding; read by
+/// the host agent (which instances are mine) and the API server (where to proxy logs/exec).
+pub const HOST_ANNOTATION: &str = "nodeless.dev/host";
+
+/// The one node users see. Every Pod is bound to it; the hosts behind it stay hidden.
+pub const VIRTUAL_NODE: &str = "nodeless";
+
+/// Namespace of the virtual node's heartbeat Lease, as for every node.
+pub const NODE_LEASE_NAMESPACE: &str = "kube-node-lease";
+
+/// The RuntimeClass whose Pods run under gVisor (`runsc`).
+pub const GVISOR_RUNTIME_CLASS: &str = "gvisor";
+/// The handler named by that RuntimeClass.
+pub const GVISOR_HANDLER: &str = "runsc";
+
+/// Pods this scheduler takes: `spec.schedulerName` empty, `default-scheduler`, or this.
+pub const SCHEDULER_NAME: &str = "nodeless-scheduler";
+pub const DEFAULT_SCHEDULER_NAME: &str = "default-scheduler";
+
+/// Where the token lives that the API server presents to a host agent's node endpoint:
+/// Secret `kube-system/<HOST_TOKEN_SECRET_PREFIX><host>`, key [`HOST_TOKEN_KEY`].
+pub const HOST_TOKEN_SECRET_PREFIX: &str = "nodeless-host-";
+pub const HOST_TOKEN_KEY: &str = "token";
+pub const SYSTEM_NAMESPACE: &str = "kube-system";
+
+/// Whether a Pod with this `spec.schedulerName` is ours to schedule.
+pub fn is_our_scheduler(name: Option<&str>) -> bool {
+    matches!(
+        name,
+        None | Some("") | Some(DEFAULT_SCHEDULER_NAME) | Some(SCHEDULER_NAME)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_scheduler_name_is_ours() {
+        assert!(is_our_scheduler(None));
+        assert!(is_our_scheduler(Some("default-scheduler")));
+        assert!(!is_our_scheduler(Some("volcano")));
+    }
+}
