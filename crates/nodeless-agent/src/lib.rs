@@ -1,0 +1,3 @@
+//! The nodeless host agent (being written).
+
+pub mod server;

@@ -1,0 +1,1 @@
+//! The nodeless scheduler (placeholder: being written).

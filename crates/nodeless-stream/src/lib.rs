@@ -1,0 +1,1 @@
+//! Kubernetes streaming protocols (placeholder: being written).
