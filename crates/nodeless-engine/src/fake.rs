@@ -14,7 +14,8 @@ use tokio::sync::broadcast;
 
 use crate::instance::{
     ContainerState, ContainerStats, ContainerStatus, ContainerView, Engine, EngineError, ExecIo,
-    InstanceEvent, InstancePhase, InstanceSpec, InstanceStatus, LogStream, Termination,
+    InstanceEvent, InstancePhase, InstanceSpec, InstanceStatus, LogStream, Termination, VolumeFile,
+    VolumeSource,
 };
 use crate::sandbox::cgroups::CgroupStats;
 use crate::sandbox::logs::{LogLine, LogOptions, LogStreamKind};
@@ -103,7 +104,7 @@ impl FakeEngine {
         self.lock().calls.clone()
     }
 
-    /// The spec an instance was created with.
+    /// The spec an instance was created with (with its volumes as last updated).
     pub fn spec(&self, id: &str) -> Option<InstanceSpec> {
         self.lock().instances.get(id).map(|(s, _)| s.clone())
     }
@@ -397,6 +398,29 @@ impl Engine for FakeEngine {
                 },
             })
             .collect())
+    }
+
+    async fn update_volume(
+        &self,
+        id: &str,
+        volume: &str,
+        files: Vec<VolumeFile>,
+    ) -> Result<(), EngineError> {
+        let mut st = self.lock();
+        st.calls.push(format!("update_volume {id} {volume}"));
+        let (spec, _) = st
+            .instances
+            .get_mut(id)
+            .ok_or_else(|| EngineError::NotFound(id.to_string()))?;
+        match spec.volumes.iter_mut().find(|v| v.name == volume) {
+            Some(v) if matches!(v.source, VolumeSource::Files { .. }) => {
+                v.source = VolumeSource::Files { files };
+                Ok(())
+            }
+            _ => Err(EngineError::Invalid(format!(
+                "instance {id} has no files volume {volume:?}"
+            ))),
+        }
     }
 
     fn events(&self) -> broadcast::Receiver<InstanceEvent> {

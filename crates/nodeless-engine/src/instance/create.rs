@@ -12,7 +12,7 @@ use tokio::io::AsyncBufReadExt;
 use super::deps::{NetAttachment, PulledImage};
 use super::engine::{io_err, EngineError, LocalEngine};
 use super::lifecycle::InstancePhase;
-use super::spec::{ContainerSpec, InstanceSpec, StorageMedium, VolumeSource};
+use super::spec::{ContainerSpec, InstanceSpec, StorageMedium, VolumeFile, VolumeSource};
 use super::state::{self, InstanceDir, InstanceLock, InstanceRecord};
 use super::supervisor::{ShimConfig, ShimContainer, READY_LINE};
 use crate::sandbox::bundle::{self, BindMount, BundleSpec, Resources};
@@ -262,19 +262,57 @@ impl LocalEngine {
                         .mount_tmpfs(&path, Some(size.max(1 << 20)))?;
                     set_mode(&path, 0o755)?;
                     for f in files {
-                        let target = path.join(&f.path);
-                        if let Some(parent) = target.parent() {
-                            std::fs::create_dir_all(parent)
-                                .map_err(io_err(format!("cannot create {}", parent.display())))?;
-                        }
-                        std::fs::write(&target, &f.contents)
-                            .map_err(io_err(format!("cannot write {}", target.display())))?;
-                        set_mode(&target, f.mode & 0o7777)?;
+                        write_volume_file(&path, f)?;
                     }
                 }
             }
         }
         Ok(())
+    }
+
+    /// See [`super::engine::Engine::update_volume`].
+    pub(crate) fn update_files_volume(
+        &self,
+        id: &str,
+        volume: &str,
+        files: Vec<VolumeFile>,
+    ) -> Result<(), EngineError> {
+        let mut rec = self.record(id)?;
+        let Some(spec) = rec.spec.volumes.iter_mut().find(|v| v.name == volume) else {
+            return Err(EngineError::Invalid(format!(
+                "instance {id} has no volume {volume:?}"
+            )));
+        };
+        let VolumeSource::Files { files: old } = &mut spec.source else {
+            return Err(EngineError::Invalid(format!(
+                "volume {volume:?} of instance {id} holds no files"
+            )));
+        };
+        if let Some(f) = files.iter().find(|f| !is_inside(&f.path)) {
+            return Err(EngineError::Invalid(format!(
+                "volume {volume:?} file path {:?} must be relative without '..'",
+                f.path
+            )));
+        }
+        let dir = self.dir(id);
+        let path = dir.volume(volume);
+        for f in &files {
+            write_volume_file(&path, f)?;
+        }
+        for gone in old
+            .iter()
+            .filter(|o| !files.iter().any(|f| f.path == o.path))
+        {
+            match std::fs::remove_file(path.join(&gone.path)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(io_err(format!("cannot remove {}", gone.path))(e))
+                }
+                _ => {}
+            }
+        }
+        *old = files;
+        dir.write_record(&rec)
+            .map_err(io_err("cannot write the instance record"))
     }
 
     fn prepare_container(
@@ -314,7 +352,7 @@ impl LocalEngine {
             c.args.as_deref(),
         )
         .map_err(bundle_err)?;
-        let mut env = bundle::merge_env(&image.env, &c.env);
+        let mut env = bundle::merge_env(&image.env, &with_ip_env(c, net));
         if !env.iter().any(|e| e.starts_with("HOSTNAME=")) {
             env.push(format!("HOSTNAME={}", spec.hostname));
         }
@@ -446,6 +484,31 @@ impl LocalEngine {
     }
 }
 
+/// The container's env followed by its `ip_env` variables set to the instance's IP (empty
+/// when the instance has none, as the kubelet leaves `status.podIP` empty).
+fn with_ip_env(c: &ContainerSpec, net: &NetAttachment) -> Vec<(String, String)> {
+    let ip = net.ip.map(|ip| ip.to_string()).unwrap_or_default();
+    let mut env = c.env.clone();
+    env.extend(c.ip_env.iter().map(|name| (name.clone(), ip.clone())));
+    env
+}
+
+/// Writes one file of a `Files` volume atomically: a hidden sibling first, then a rename.
+fn write_volume_file(volume: &Path, f: &VolumeFile) -> Result<(), EngineError> {
+    let target = volume.join(&f.path);
+    let parent = target.parent().unwrap_or(volume);
+    std::fs::create_dir_all(parent)
+        .map_err(io_err(format!("cannot create {}", parent.display())))?;
+    let file_name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = parent.join(format!(".{file_name}.nodeless-new"));
+    std::fs::write(&tmp, &f.contents).map_err(io_err(format!("cannot write {}", tmp.display())))?;
+    set_mode(&tmp, f.mode & 0o7777)?;
+    std::fs::rename(&tmp, &target).map_err(io_err(format!("cannot write {}", target.display())))
+}
+
 fn set_mode(path: &Path, mode: u32) -> Result<(), EngineError> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
@@ -566,6 +629,148 @@ mod tests {
             sub_path: None,
         });
         assert!(validate(&spec).is_err());
+    }
+
+    struct NoMounts;
+
+    impl crate::sandbox::rootfs::Mounter for NoMounts {
+        fn mount_overlay(
+            &self,
+            _: &[PathBuf],
+            _: &Path,
+            _: &Path,
+            _: &Path,
+        ) -> Result<(), crate::sandbox::rootfs::RootfsError> {
+            Ok(())
+        }
+        fn mount_tmpfs(
+            &self,
+            _: &Path,
+            _: Option<u64>,
+        ) -> Result<(), crate::sandbox::rootfs::RootfsError> {
+            Ok(())
+        }
+        fn unmount(&self, _: &Path) -> Result<(), crate::sandbox::rootfs::RootfsError> {
+            Ok(())
+        }
+        fn mounts_under(&self, _: &Path) -> Vec<PathBuf> {
+            Vec::new()
+        }
+    }
+
+    fn file(path: &str, text: &str) -> VolumeFile {
+        VolumeFile {
+            path: path.into(),
+            contents: text.as_bytes().to_vec(),
+            mode: 0o640,
+        }
+    }
+
+    /// An engine whose instance "i1" has a files volume "cfg" holding `a` and `sub/b`.
+    fn engine_with_files_volume(root: &Path) -> LocalEngine {
+        use crate::instance::engine::{EngineParts, HostRuntimes};
+        let parts = EngineParts {
+            config: crate::instance::EngineConfig::new(root.to_path_buf()),
+            images: std::sync::Arc::new(crate::instance::LocalImages::default()),
+            network: std::sync::Arc::new(crate::instance::NoNetwork),
+            runtimes: std::sync::Arc::new(HostRuntimes::new(root)),
+            mounter: std::sync::Arc::new(NoMounts),
+            cgroups: crate::sandbox::cgroups::Cgroups::at(
+                &root.join("cgroup"),
+                crate::sandbox::cgroups::CgroupVersion::V2,
+            ),
+        };
+        let engine = LocalEngine::open(parts).expect("open");
+        let mut spec = InstanceSpec::single("i1", "web", "busybox");
+        spec.volumes.push(VolumeSpec {
+            name: "cfg".into(),
+            source: VolumeSource::Files {
+                files: vec![file("a", "old a"), file("sub/b", "old b")],
+            },
+        });
+        let dir = engine.dir("i1");
+        std::fs::create_dir_all(&dir.dir).expect("mkdir");
+        engine.prepare_volumes(&dir, &spec).expect("volumes");
+        let rec = InstanceRecord {
+            spec,
+            phase: InstancePhase::Running,
+            message: None,
+            created_at: Utc::now(),
+            network: None,
+            images: BTreeMap::new(),
+            stop_signals: BTreeMap::new(),
+            shim_pid: None,
+        };
+        dir.write_record(&rec).expect("record");
+        engine
+    }
+
+    #[test]
+    fn updating_a_files_volume_rewrites_changed_files_and_removes_dropped_ones() {
+        use std::os::unix::fs::PermissionsExt;
+        let root = tempfile::tempdir().expect("tmp");
+        let engine = engine_with_files_volume(root.path());
+        engine
+            .update_files_volume("i1", "cfg", vec![file("a", "new a"), file("c", "c")])
+            .expect("update");
+        let vol = engine.dir("i1").volume("cfg");
+        assert_eq!(std::fs::read_to_string(vol.join("a")).expect("a"), "new a");
+        assert_eq!(std::fs::read_to_string(vol.join("c")).expect("c"), "c");
+        assert!(!vol.join("sub/b").exists(), "a dropped key must go");
+        let mode = std::fs::metadata(vol.join("a"))
+            .expect("meta")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o640);
+        let names: Vec<String> = std::fs::read_dir(&vol)
+            .expect("ls")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            !names.iter().any(|n| n.ends_with(".nodeless-new")),
+            "{names:?}"
+        );
+        // The record remembers the new list, so the next update removes `c` when dropped.
+        engine
+            .update_files_volume("i1", "cfg", vec![file("a", "a3")])
+            .expect("update");
+        assert!(!vol.join("c").exists());
+    }
+
+    #[test]
+    fn updating_a_volume_refuses_unknown_volumes_and_escaping_paths() {
+        let root = tempfile::tempdir().expect("tmp");
+        let engine = engine_with_files_volume(root.path());
+        assert!(matches!(
+            engine.update_files_volume("i1", "nope", vec![]),
+            Err(EngineError::Invalid(_))
+        ));
+        assert!(matches!(
+            engine.update_files_volume("i1", "cfg", vec![file("../x", "")]),
+            Err(EngineError::Invalid(_))
+        ));
+        assert!(!root.path().join("instances/i1/volumes/x").exists());
+    }
+
+    #[test]
+    fn ip_env_variables_take_the_instance_ip_after_the_env() {
+        let mut c = ContainerSpec::new("web", "busybox");
+        c.env.push(("A".into(), "1".into()));
+        c.ip_env = vec!["POD_IP".into(), "POD_IPS".into()];
+        let net = NetAttachment {
+            netns: None,
+            ip: Some("10.88.0.7".parse().expect("ip")),
+            gateway: None,
+        };
+        let env = with_ip_env(&c, &net);
+        assert_eq!(
+            env,
+            [
+                ("A".to_string(), "1".to_string()),
+                ("POD_IP".into(), "10.88.0.7".into()),
+                ("POD_IPS".into(), "10.88.0.7".into())
+            ]
+        );
     }
 
     #[test]

@@ -194,6 +194,16 @@ pub trait Engine: Send + Sync {
     async fn port_forward(&self, id: &str, port: u16)
         -> Result<tokio::net::TcpStream, EngineError>;
     async fn stats(&self, id: &str) -> Result<Vec<ContainerStats>, EngineError>;
+    /// Replaces the files of a running instance's `Files` volume (its ConfigMap or Secret
+    /// changed). Each file is written beside its target and renamed over it, so a reader sees
+    /// the old or the new contents of a file, never a mix; files no longer listed are removed.
+    /// Mounts of a `subPath` inside the volume keep the old files, as on the kubelet.
+    async fn update_volume(
+        &self,
+        id: &str,
+        volume: &str,
+        files: Vec<super::spec::VolumeFile>,
+    ) -> Result<(), EngineError>;
     fn events(&self) -> broadcast::Receiver<InstanceEvent>;
 }
 

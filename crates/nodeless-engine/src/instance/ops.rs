@@ -11,7 +11,7 @@ use super::engine::{
     ContainerStats, Engine, EngineError, ExecIo, InstanceEvent, InstanceStatus, LocalEngine,
     LogStream,
 };
-use super::spec::{ContainerSpec, InstanceSpec};
+use super::spec::{ContainerSpec, InstanceSpec, VolumeFile};
 use super::state::{self, InstanceRecord};
 use super::supervisor::read_status;
 use crate::sandbox::cgroups;
@@ -197,6 +197,15 @@ impl Engine for LocalEngine {
                 })
             })
             .collect())
+    }
+
+    async fn update_volume(
+        &self,
+        id: &str,
+        volume: &str,
+        files: Vec<VolumeFile>,
+    ) -> Result<(), EngineError> {
+        self.update_files_volume(id, volume, files)
     }
 
     fn events(&self) -> broadcast::Receiver<InstanceEvent> {

@@ -104,6 +104,10 @@ pub struct ContainerSpec {
     /// Replaces the image's cmd.
     pub args: Option<Vec<String>>,
     pub env: Vec<(String, String)>,
+    /// Variables set to the instance's IP, known only once the network is attached (the
+    /// downward API's `status.podIP`); they follow `env`.
+    #[serde(default)]
+    pub ip_env: Vec<String>,
     pub working_dir: Option<String>,
     /// `uid`, `uid:gid`, `name` or `name:group`; overrides the image's user.
     pub user: Option<String>,
@@ -127,6 +131,7 @@ impl ContainerSpec {
             command: None,
             args: None,
             env: Vec::new(),
+            ip_env: Vec::new(),
             working_dir: None,
             user: None,
             cpu_millis: None,
