@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # End-to-end: the API server driven by the installed kubectl, as a user would drive a cluster.
 source "$(dirname "$0")/lib/harness.sh"
+# The API tier: the API server alone (tests/e2e/pods.sh runs the whole of `nodeless up`).
+export NODELESS_CMD=apiserver
 
 WORK=$(mktemp -d /tmp/nodeless-e2e-api.XXXXXX)
 DIR="$WORK/data"

@@ -2,6 +2,8 @@
 # End-to-end: a full disk gives clients a clear error, the server keeps running, and what was
 # acknowledged before stays readable. Needs root (mounts a small tmpfs).
 source "$(dirname "$0")/lib/harness.sh"
+# The API tier: the API server alone (tests/e2e/pods.sh runs the whole of `nodeless up`).
+export NODELESS_CMD=apiserver
 
 if [ "$(id -u)" != 0 ]; then echo "skipped: needs root to mount a small filesystem"; echo "0 passed, 0 failed"; exit 0; fi
 WORK=$(mktemp -d /tmp/nodeless-e2e-disk.XXXXXX)

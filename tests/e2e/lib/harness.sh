@@ -12,7 +12,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 # start_nodeless DIR PORT [extra flags]: starts `nodeless up` in the background, waits for /readyz.
 start_nodeless() {
   local dir=$1 port=$2; shift 2
-  "$NODELESS_BIN" up --data-dir "$dir" --listen "127.0.0.1:$port" "$@" >>"$dir.log" 2>&1 &
+  "$NODELESS_BIN" "${NODELESS_CMD:-up}" --data-dir "$dir" --listen "127.0.0.1:$port" "$@" >>"$dir.log" 2>&1 &
   NODELESS_PID=$!
   for _ in $(seq 1 200); do
     if curl -skf "https://127.0.0.1:$port/readyz" >/dev/null 2>&1; then
