@@ -11,6 +11,7 @@ pub mod handlers;
 pub mod openapi;
 mod openapi_cache;
 pub mod pki;
+mod proxy;
 pub mod registry;
 pub mod request;
 pub mod respond;

@@ -80,7 +80,8 @@ pub async fn handle(
                 .and_then(Value::as_str)
                 .unwrap_or_default()
                 .to_string();
-            api.bind_pod(rt, ns, name, &node).await?;
+            let annotations = binding_annotations(&body)?;
+            api.bind_pod(rt, ns, name, &node, &annotations).await?;
             Ok(json_response(
                 StatusCode::CREATED,
                 &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
@@ -98,30 +99,42 @@ pub async fn handle(
                 &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
             ))
         }
-        ("log" | "exec" | "attach" | "portforward" | "proxy", _) if is_pod => {
+        ("log", Method::GET) | ("exec" | "attach" | "portforward", Method::GET | Method::POST)
+            if is_pod =>
+        {
             let pod = api.get(rt, ns, name)?;
-            let node = pod
-                .pointer("/spec/nodeName")
-                .and_then(Value::as_str)
-                .unwrap_or("");
-            if node.is_empty() {
-                return Err(StatusError::bad_request(format!(
-                    "pod {name} does not have a host assigned"
-                )));
-            }
-            Err(StatusError::new(
-                501,
-                "NotImplemented",
-                format!(
-                    "pods/{sub} is not served yet: no host agent is connected to this API server"
-                ),
-            ))
+            let container = q.get("container").map(String::as_str);
+            crate::proxy::serve(api, req, &pod, sub, container).await
         }
+        ("proxy", _) if is_pod => Err(StatusError::new(
+            501,
+            "NotImplemented",
+            "pods/proxy is not served: reach the Pod through a Service or kubectl port-forward",
+        )),
         (_, m) => Err(StatusError::new(
             405,
             "MethodNotAllowed",
             format!("{m} is not supported on {}/{sub}", rt.group_resource()),
         )),
+    }
+}
+
+/// A Binding's `metadata.annotations`; values must be strings, as in any object's metadata.
+fn binding_annotations(
+    binding: &Value,
+) -> Result<std::collections::BTreeMap<String, String>, StatusError> {
+    let Some(found) = binding.pointer("/metadata/annotations") else {
+        return Ok(Default::default());
+    };
+    let invalid =
+        || StatusError::bad_request("Binding.metadata.annotations must be a map of strings");
+    match found {
+        Value::Null => Ok(Default::default()),
+        Value::Object(m) => m
+            .iter()
+            .map(|(k, v)| Ok((k.clone(), v.as_str().ok_or_else(invalid)?.to_string())))
+            .collect(),
+        _ => Err(invalid()),
     }
 }
 
@@ -267,13 +280,16 @@ async fn scale(
 }
 
 impl crate::rest::Api {
-    /// Assigns a Pod to a node once, as the binding subresource does.
+    /// Assigns a Pod to a node once, as the binding subresource does. The Binding's
+    /// annotations land on the Pod in the same write (upstream's assignPod does too): the
+    /// scheduler records there which host and instance size it chose.
     pub async fn bind_pod(
         &self,
         rt: &ResourceType,
         ns: Option<&str>,
         name: &str,
         node: &str,
+        annotations: &std::collections::BTreeMap<String, String>,
     ) -> Result<(), StatusError> {
         if node.is_empty() {
             let e = nodeless_core::FieldError::required("target.name", "");
@@ -303,6 +319,17 @@ impl crate::rest::Api {
             }
             let mut pod = (**cur).clone();
             pod["spec"]["nodeName"] = json!(node);
+            if !annotations.is_empty() {
+                let mut merged = pod
+                    .pointer("/metadata/annotations")
+                    .and_then(Value::as_object)
+                    .cloned()
+                    .unwrap_or_default();
+                for (k, v) in annotations {
+                    merged.insert(k.clone(), json!(v));
+                }
+                pod["metadata"]["annotations"] = Value::Object(merged);
+            }
             set_condition(&mut pod, "PodScheduled", "True");
             Ok(crate::rest::Change::Put(pod))
         })
