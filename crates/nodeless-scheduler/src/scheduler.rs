@@ -1,0 +1,330 @@
+//! The scheduling loop: level-triggered passes over the reflected Pods and Hosts.
+//!
+//! A pass recomputes every host's usage from the Pods (plus bindings this process made that
+//! the watch has not shown yet), then places each waiting Pod in creation order. Binds run
+//! as tasks, at most `max_concurrent_binds` at once, so a pass never waits on the network and
+//! a burst of Pods is bound in parallel; the tasks are owned here and end with the loop.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use k8s_openapi::api::core::v1::{Binding, ObjectReference, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::runtime::reflector::Store;
+use nodeless_core::instance_spec::InstanceSpec;
+use nodeless_kube::events::pod_reference;
+use nodeless_kube::names::{HOST_ANNOTATION, INSTANCE_SPEC_ANNOTATION, VIRTUAL_NODE};
+use nodeless_kube::{EventRecorder, EventType, Host};
+use serde_json::json;
+use tokio::sync::{Notify, Semaphore};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::hosts::live_hosts;
+use crate::placement::{Pool, Request};
+use crate::pods::{
+    is_terminal, needs_scheduling, placement_of, pod_key, runtime_for, shows_unschedulable,
+    spec_for,
+};
+
+/// A binding this process made (or is making) for a Pod, counted until the watch shows the
+/// Pod with its host annotation, so back-to-back passes do not hand out the same room twice.
+struct Assumed {
+    host: String,
+    spec: InstanceSpec,
+    /// The bind request has not answered yet.
+    binding: bool,
+}
+
+enum Outcome {
+    Bound {
+        uid: String,
+    },
+    /// Someone else bound it (409), or it is gone (404): the watch will say where it is.
+    Settled {
+        uid: String,
+    },
+    Failed {
+        uid: String,
+    },
+    Reported,
+}
+
+pub(crate) struct Scheduler {
+    pub client: kube::Client,
+    pub pods: Store<Pod>,
+    pub hosts: Store<Host>,
+    pub recorder: EventRecorder,
+    pub changed: Arc<Notify>,
+    pub resync: Duration,
+    pub bind_permits: Arc<Semaphore>,
+}
+
+#[derive(Default)]
+struct State {
+    assumed: HashMap<String, Assumed>,
+    /// The last Unschedulable message reported per Pod uid, so a resync repeats no event.
+    reported: HashMap<String, String>,
+}
+
+impl Scheduler {
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut state = State::default();
+        let mut tasks: JoinSet<Outcome> = JoinSet::new();
+        let mut resync = tokio::time::interval(self.resync);
+        resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = self.changed.notified() => {}
+                _ = resync.tick() => {}
+                Some(done) = tasks.join_next() => {
+                    match done {
+                        Ok(outcome) => state.settle(outcome),
+                        Err(e) => tracing::warn!(error = %e, "a scheduling task ended abnormally"),
+                    }
+                    // A failed bind is retried at the next change or resync, not at once, so
+                    // a failing API server is not hammered.
+                    continue;
+                }
+            }
+            self.pass(&mut state, &mut tasks);
+        }
+    }
+
+    fn pass(&self, state: &mut State, tasks: &mut JoinSet<Outcome>) {
+        let now = Utc::now();
+        let hosts = self.hosts.state();
+        let mut pool = Pool::new(
+            live_hosts(&hosts, now)
+                .into_iter()
+                .map(|h| h.capacity)
+                .collect(),
+        );
+        let pods = self.pods.state();
+        state.forget_reflected(&pods);
+        for pod in &pods {
+            if let Some((host, spec)) = placement_of(pod) {
+                pool.count(host, &spec);
+            }
+        }
+        for a in state.assumed.values() {
+            pool.count(&a.host, &a.spec);
+        }
+        let mut waiting: Vec<&Arc<Pod>> = pods
+            .iter()
+            .filter(|p| needs_scheduling(p) && !state.assumed.contains_key(uid(p)))
+            .collect();
+        waiting.sort_by(|a, b| {
+            let created = |p: &Pod| p.metadata.creation_timestamp.clone().map(|t| t.0);
+            (created(a), pod_key(a)).cmp(&(created(b), pod_key(b)))
+        });
+        let waiting_uids: HashSet<&str> = waiting.iter().map(|p| uid(p)).collect();
+        state
+            .reported
+            .retain(|u, _| waiting_uids.contains(u.as_str()));
+        for pod in waiting {
+            match self.choose(&mut pool, pod) {
+                Ok((host, spec)) => {
+                    state.assumed.insert(
+                        uid(pod).to_string(),
+                        Assumed {
+                            host: host.clone(),
+                            spec: spec.clone(),
+                            binding: true,
+                        },
+                    );
+                    tasks.spawn(self.bind(pod.clone(), host, spec));
+                }
+                Err(message) => {
+                    if state.reported.get(uid(pod)) != Some(&message) {
+                        state.reported.insert(uid(pod).to_string(), message.clone());
+                        tasks.spawn(self.report(pod.clone(), message));
+                    }
+                }
+            }
+        }
+    }
+
+    /// The host and spec for one Pod, counted in `pool`, or why there is none.
+    fn choose(&self, pool: &mut Pool, pod: &Pod) -> Result<(String, InstanceSpec), String> {
+        let spec = spec_for(pod).map_err(|e| e.to_string())?;
+        let runtime = runtime_for(pod)?;
+        let host = pool
+            .place(Request {
+                spec: &spec,
+                runtime,
+            })
+            .map_err(|e| e.to_string())?;
+        Ok((host, spec))
+    }
+
+    fn bind(
+        &self,
+        pod: Arc<Pod>,
+        host: String,
+        spec: InstanceSpec,
+    ) -> impl std::future::Future<Output = Outcome> + Send + 'static {
+        let (client, recorder, permits) = (
+            self.client.clone(),
+            self.recorder.clone(),
+            self.bind_permits.clone(),
+        );
+        async move {
+            let uid = uid(&pod).to_string();
+            let result = {
+                let _permit = permits.acquire_owned().await;
+                post_binding(client, &pod, &host, &spec).await
+            };
+            match result {
+                Ok(()) => {
+                    let message = format!(
+                        "Successfully assigned {} to {VIRTUAL_NODE} (host {host}, spec {spec})",
+                        pod_key(&pod)
+                    );
+                    tracing::debug!(pod = %pod_key(&pod), %host, %spec, "bound");
+                    let object = pod_reference(&pod, None);
+                    recorder
+                        .record(&object, EventType::Normal, "Scheduled", &message)
+                        .await;
+                    Outcome::Bound { uid }
+                }
+                Err(kube::Error::Api(e)) if e.code == 409 || e.code == 404 => {
+                    tracing::debug!(pod = %pod_key(&pod), reason = %e.message, "binding settled elsewhere");
+                    Outcome::Settled { uid }
+                }
+                Err(e) => {
+                    tracing::warn!(pod = %pod_key(&pod), %host, error = %e, "binding failed; will retry");
+                    Outcome::Failed { uid }
+                }
+            }
+        }
+    }
+
+    /// Marks the Pod Unschedulable (when its condition says otherwise) and records why.
+    fn report(
+        &self,
+        pod: Arc<Pod>,
+        message: String,
+    ) -> impl std::future::Future<Output = Outcome> + Send + 'static {
+        let (client, recorder) = (self.client.clone(), self.recorder.clone());
+        async move {
+            tracing::info!(pod = %pod_key(&pod), %message, "unschedulable");
+            if !shows_unschedulable(&pod, &message) {
+                if let Err(e) = patch_unschedulable(client, &pod, &message).await {
+                    tracing::warn!(pod = %pod_key(&pod), error = %e, "could not set PodScheduled=False");
+                }
+            }
+            let object: ObjectReference = pod_reference(&pod, None);
+            recorder
+                .record(&object, EventType::Warning, "FailedScheduling", &message)
+                .await;
+            Outcome::Reported
+        }
+    }
+}
+
+impl State {
+    fn settle(&mut self, outcome: Outcome) {
+        match outcome {
+            Outcome::Bound { uid } => {
+                if let Some(a) = self.assumed.get_mut(&uid) {
+                    a.binding = false;
+                }
+            }
+            Outcome::Settled { uid } | Outcome::Failed { uid } => {
+                self.assumed.remove(&uid);
+            }
+            Outcome::Reported => {}
+        }
+    }
+
+    /// Drops assumptions the watch now reflects (the Pod shows its host annotation), and
+    /// those of Pods gone or finished. A bind still in flight stays counted regardless.
+    fn forget_reflected(&mut self, pods: &[Arc<Pod>]) {
+        let by_uid: HashMap<&str, &Pod> = pods.iter().map(|p| (uid(p), p.as_ref())).collect();
+        self.assumed.retain(|u, a| {
+            if a.binding {
+                return true;
+            }
+            match by_uid.get(u.as_str()) {
+                None => false,
+                Some(p) => {
+                    !is_terminal(p)
+                        && p.metadata
+                            .annotations
+                            .as_ref()
+                            .is_none_or(|m| !m.contains_key(HOST_ANNOTATION))
+                }
+            }
+        });
+    }
+}
+
+fn uid(pod: &Pod) -> &str {
+    pod.metadata.uid.as_deref().unwrap_or("")
+}
+
+async fn post_binding(
+    client: kube::Client,
+    pod: &Pod,
+    host: &str,
+    spec: &InstanceSpec,
+) -> Result<(), kube::Error> {
+    let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    let binding = Binding {
+        metadata: ObjectMeta {
+            name: Some(name.clone()),
+            namespace: Some(namespace.to_string()),
+            uid: pod.metadata.uid.clone(),
+            annotations: Some(
+                [
+                    (INSTANCE_SPEC_ANNOTATION.to_string(), spec.to_string()),
+                    (HOST_ANNOTATION.to_string(), host.to_string()),
+                ]
+                .into(),
+            ),
+            ..Default::default()
+        },
+        target: ObjectReference {
+            api_version: Some("v1".into()),
+            kind: Some("Node".into()),
+            name: Some(VIRTUAL_NODE.into()),
+            ..Default::default()
+        },
+    };
+    let body = serde_json::to_vec(&binding).map_err(kube::Error::SerdeError)?;
+    let api: Api<Pod> = Api::namespaced(client, namespace);
+    api.create_subresource::<serde_json::Value>("binding", &name, &PostParams::default(), body)
+        .await
+        .map(|_| ())
+}
+
+async fn patch_unschedulable(
+    client: kube::Client,
+    pod: &Pod,
+    message: &str,
+) -> Result<(), kube::Error> {
+    let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
+    let name = pod.metadata.name.as_deref().unwrap_or_default();
+    let patch = json!({
+        "status": {
+            "conditions": [{
+                "type": "PodScheduled",
+                "status": "False",
+                "reason": "Unschedulable",
+                "message": message,
+                "lastProbeTime": null,
+                "lastTransitionTime": Time(Utc::now()),
+            }]
+        }
+    });
+    let api: Api<Pod> = Api::namespaced(client, namespace);
+    api.patch_status(name, &PatchParams::default(), &Patch::Strategic(&patch))
+        .await
+        .map(|_| ())
+}
