@@ -1,3 +1,5 @@
 //! The nodeless host agent (being written).
 
+pub mod config;
 pub mod server;
+pub mod translate;
