@@ -235,7 +235,7 @@ mod tests {
     #[test]
     fn several_containers_need_a_name_and_the_error_lists_them_all() {
         let p = pod(&["a", "b"], &["init"], json!({}));
-        let e = choose_container(&p, None).unwrap_err();
+        let e = choose_container(&p, None).expect_err("refused");
         assert_eq!(
             e.to_string(),
             "a container name must be specified for pod web, choose one of: [init a b]"
@@ -259,7 +259,7 @@ mod tests {
     fn a_named_container_must_exist_but_may_be_an_init_container() {
         let p = pod(&["a", "b"], &["init"], json!({}));
         assert_eq!(choose_container(&p, Some("init")), Ok("init".into()));
-        let e = choose_container(&p, Some("c")).unwrap_err();
+        let e = choose_container(&p, Some("c")).expect_err("refused");
         assert_eq!(e.to_string(), "container c is not valid for pod web");
     }
 

@@ -4,11 +4,16 @@
 // Every test binary compiles this module and each uses only part of it.
 #![allow(dead_code)]
 
+pub mod node;
+
 use kube::{Client, Config};
 use nodeless_apiserver::server::Limits;
 use nodeless_apiserver::Running;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
 
 /// A server listening on a free loopback port, storing under `data_dir`.
 pub fn config(data_dir: &Path, limits: Limits) -> nodeless_apiserver::Config {
@@ -42,6 +47,41 @@ pub async fn cluster() -> anyhow::Result<Cluster> {
         running: Some(running),
         _dir: dir,
     })
+}
+
+impl Cluster {
+    fn running(&self) -> &Running {
+        self.running.as_ref().expect("running until dropped")
+    }
+
+    /// The admin bearer token the server wrote into its data directory.
+    pub fn admin_token(&self) -> anyhow::Result<String> {
+        let path = self._dir.path().join("pki").join("admin.token");
+        Ok(std::fs::read_to_string(path)?.trim().to_string())
+    }
+
+    /// A TLS connection to the server that trusts its CA and speaks HTTP/1.1 only, for
+    /// writing raw requests (upgrades) by hand.
+    pub async fn raw_http1(&self) -> anyhow::Result<TlsStream<TcpStream>> {
+        let ca = std::fs::read(self._dir.path().join("pki").join("ca.crt"))?;
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls_pemfile::certs(&mut ca.as_slice()) {
+            roots.add(cert?)?;
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let addr = self.running().addr;
+        let tcp = TcpStream::connect(addr).await?;
+        let name = rustls::pki_types::ServerName::from(addr.ip());
+        let tls = tokio_rustls::TlsConnector::from(Arc::new(cfg))
+            .connect(name, tcp)
+            .await?;
+        Ok(tls)
+    }
 }
 
 impl Drop for Cluster {
