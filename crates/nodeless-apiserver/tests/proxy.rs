@@ -301,6 +301,38 @@ async fn the_container_is_implied_only_when_the_choice_is_clear() -> anyhow::Res
     Ok(())
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn followed_logs_stream_over_http2_as_kubectl_reads_them() -> anyhow::Result<()> {
+    use http_body_util::{BodyExt, Empty};
+    let f = fixture().await?;
+    let tls = f.c.raw_tls(b"h2").await?;
+    let io = hyper_util::rt::TokioIo::new(tls);
+    let exec = hyper_util::rt::TokioExecutor::new();
+    let (mut sender, conn) = hyper::client::conn::http2::handshake(exec, io).await?;
+    let driver = tokio::spawn(conn);
+    let req = http::Request::get("/api/v1/namespaces/default/pods/web/log?follow=true")
+        .header("authorization", format!("Bearer {}", f.c.admin_token()?))
+        .body(Empty::<bytes::Bytes>::new())?;
+    let resp = sender.send_request(req).await?;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.headers().get("content-type").map(|v| v.as_bytes()),
+        Some(&b"text/plain"[..])
+    );
+    let mut body = resp.into_body();
+    let mut got = Vec::new();
+    while !got.ends_with(b"line 2\n") {
+        let frame = tokio::time::timeout(Duration::from_secs(5), body.frame()).await?;
+        got.extend_from_slice(&frame.expect("more frames")?.into_data().unwrap_or_default());
+    }
+    f.node.release_late_line();
+    let rest = tokio::time::timeout(Duration::from_secs(5), body.collect()).await??;
+    got.extend_from_slice(&rest.to_bytes());
+    assert_eq!(got, b"line 1\nline 2\nline 3\n");
+    driver.abort();
+    Ok(())
+}
+
 /// Sends `head` (request line and headers, without the blank line) over a raw TLS connection
 /// and returns the response head and the still-open connection.
 async fn raw_request(

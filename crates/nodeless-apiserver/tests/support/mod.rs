@@ -63,6 +63,11 @@ impl Cluster {
     /// A TLS connection to the server that trusts its CA and speaks HTTP/1.1 only, for
     /// writing raw requests (upgrades) by hand.
     pub async fn raw_http1(&self) -> anyhow::Result<TlsStream<TcpStream>> {
+        self.raw_tls(b"http/1.1").await
+    }
+
+    /// A TLS connection to the server offering only `alpn`.
+    pub async fn raw_tls(&self, alpn: &[u8]) -> anyhow::Result<TlsStream<TcpStream>> {
         let ca = std::fs::read(self._dir.path().join("pki").join("ca.crt"))?;
         let mut roots = rustls::RootCertStore::empty();
         for cert in rustls_pemfile::certs(&mut ca.as_slice()) {
@@ -73,7 +78,7 @@ impl Cluster {
             .with_safe_default_protocol_versions()?
             .with_root_certificates(roots)
             .with_no_client_auth();
-        cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+        cfg.alpn_protocols = vec![alpn.to_vec()];
         let addr = self.running().addr;
         let tcp = TcpStream::connect(addr).await?;
         let name = rustls::pki_types::ServerName::from(addr.ip());
