@@ -2,4 +2,5 @@
 
 pub mod config;
 pub mod server;
+pub mod status;
 pub mod translate;
