@@ -475,3 +475,20 @@ fn set_condition(pod: &mut Value, kind: &str, status: &str) {
     conds.push(cond);
     pod["status"]["conditions"] = json!(conds);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn binding_annotations_must_be_strings() {
+        let ok = json!({"metadata": {"annotations": {"nodeless.dev/host": "h1"}}});
+        let got = binding_annotations(&ok).expect("strings are fine");
+        assert_eq!(got.get("nodeless.dev/host").map(String::as_str), Some("h1"));
+        assert!(binding_annotations(&json!({"metadata": {}}))
+            .expect("none")
+            .is_empty());
+        let bad = json!({"metadata": {"annotations": {"replicas": 3}}});
+        assert_eq!(binding_annotations(&bad).map_err(|e| e.code), Err(400));
+    }
+}
