@@ -68,6 +68,16 @@ struct State {
     assumed: HashMap<String, Assumed>,
     /// The last Unschedulable message reported per Pod uid, so a resync repeats no event.
     reported: HashMap<String, String>,
+    /// Each waiting Pod's spec and runtime, by uid and resourceVersion: sizing serializes
+    /// the Pod, and a Pod waiting for room is looked at again on every pass.
+    sized: HashMap<String, KnownSize>,
+}
+
+type Sizing = Result<(InstanceSpec, &'static str), String>;
+
+struct KnownSize {
+    resource_version: Option<String>,
+    sizing: Sizing,
 }
 
 impl Scheduler {
@@ -126,8 +136,17 @@ impl Scheduler {
         state
             .reported
             .retain(|u, _| waiting_uids.contains(u.as_str()));
+        state.sized.retain(|u, _| waiting_uids.contains(u.as_str()));
         for pod in waiting {
-            match self.choose(&mut pool, pod) {
+            let placed = state.size(pod).and_then(|(spec, runtime)| {
+                let request = Request {
+                    spec: &spec,
+                    runtime,
+                };
+                let host = pool.place(request).map_err(|e| e.to_string())?;
+                Ok((host, spec))
+            });
+            match placed {
                 Ok((host, spec)) => {
                     state.assumed.insert(
                         uid(pod).to_string(),
@@ -147,19 +166,6 @@ impl Scheduler {
                 }
             }
         }
-    }
-
-    /// The host and spec for one Pod, counted in `pool`, or why there is none.
-    fn choose(&self, pool: &mut Pool, pod: &Pod) -> Result<(String, InstanceSpec), String> {
-        let spec = spec_for(pod).map_err(|e| e.to_string())?;
-        let runtime = runtime_for(pod)?;
-        let host = pool
-            .place(Request {
-                spec: &spec,
-                runtime,
-            })
-            .map_err(|e| e.to_string())?;
-        Ok((host, spec))
     }
 
     fn bind(
@@ -228,6 +234,27 @@ impl Scheduler {
 }
 
 impl State {
+    /// The Pod's spec and runtime, or why it has none.
+    fn size(&mut self, pod: &Pod) -> Sizing {
+        let version = &pod.metadata.resource_version;
+        if let Some(known) = self.sized.get(uid(pod)) {
+            if &known.resource_version == version {
+                return known.sizing.clone();
+            }
+        }
+        let sizing = spec_for(pod)
+            .map_err(|e| e.to_string())
+            .and_then(|spec| Ok((spec, runtime_for(pod)?)));
+        self.sized.insert(
+            uid(pod).to_string(),
+            KnownSize {
+                resource_version: version.clone(),
+                sizing: sizing.clone(),
+            },
+        );
+        sizing
+    }
+
     fn settle(&mut self, outcome: Outcome) {
         match outcome {
             Outcome::Bound { uid } => {
@@ -242,24 +269,15 @@ impl State {
         }
     }
 
-    /// Drops assumptions the watch now reflects (the Pod shows its host annotation), and
-    /// those of Pods gone or finished. A bind still in flight stays counted regardless.
+    /// Drops assumptions the watch now reflects (the Pod shows its host annotation, so it
+    /// counts through the Pod itself), and those of Pods gone or finished unless their bind
+    /// has not answered yet.
     fn forget_reflected(&mut self, pods: &[Arc<Pod>]) {
         let by_uid: HashMap<&str, &Pod> = pods.iter().map(|p| (uid(p), p.as_ref())).collect();
-        self.assumed.retain(|u, a| {
-            if a.binding {
-                return true;
-            }
-            match by_uid.get(u.as_str()) {
-                None => false,
-                Some(p) => {
-                    !is_terminal(p)
-                        && p.metadata
-                            .annotations
-                            .as_ref()
-                            .is_none_or(|m| !m.contains_key(HOST_ANNOTATION))
-                }
-            }
+        self.assumed.retain(|u, a| match by_uid.get(u.as_str()) {
+            Some(p) if placement_of(p).is_some() => false,
+            Some(p) => a.binding || !is_terminal(p),
+            None => a.binding,
         });
     }
 }
@@ -327,4 +345,79 @@ async fn patch_unschedulable(
     api.patch_status(name, &PatchParams::default(), &Patch::Strategic(&patch))
         .await
         .map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(uid: &str, annotations: serde_json::Value, phase: &str) -> Arc<Pod> {
+        Arc::new(
+            serde_json::from_value(json!({
+                "metadata": {"name": uid, "namespace": "default", "uid": uid,
+                             "resourceVersion": "1", "annotations": annotations},
+                "spec": {"containers": [{"name": "c", "image": "busybox"}]},
+                "status": {"phase": phase}
+            }))
+            .expect("valid pod"),
+        )
+    }
+
+    fn assume(state: &mut State, uid: &str, binding: bool) {
+        let spec = InstanceSpec::new(2000, 4096);
+        let host = "h1".to_string();
+        state.assumed.insert(
+            uid.into(),
+            Assumed {
+                host,
+                spec,
+                binding,
+            },
+        );
+    }
+
+    #[test]
+    fn an_assumed_binding_counts_until_the_watch_shows_the_host() {
+        let mut state = State::default();
+        assume(&mut state, "a", false);
+        state.forget_reflected(&[pod("a", json!({}), "Pending")]);
+        assert!(state.assumed.contains_key("a"));
+        let placed = json!({"nodeless.dev/host": "h1", "nodeless.dev/instance-spec": "2-4Gi"});
+        state.forget_reflected(&[pod("a", placed, "Pending")]);
+        assert!(!state.assumed.contains_key("a"));
+    }
+
+    #[test]
+    fn a_bind_in_flight_stays_counted_even_if_the_pod_is_not_seen() {
+        let mut state = State::default();
+        assume(&mut state, "a", true);
+        state.forget_reflected(&[]);
+        assert!(state.assumed.contains_key("a"));
+        state.settle(Outcome::Bound { uid: "a".into() });
+        state.forget_reflected(&[]);
+        assert!(!state.assumed.contains_key("a"));
+    }
+
+    #[test]
+    fn a_failed_bind_releases_its_room_at_once() {
+        let mut state = State::default();
+        assume(&mut state, "a", true);
+        state.settle(Outcome::Failed { uid: "a".into() });
+        assert!(state.assumed.is_empty());
+    }
+
+    #[test]
+    fn sizing_is_reused_until_the_pod_changes() {
+        let mut state = State::default();
+        let p = pod("a", json!({}), "Pending");
+        assert_eq!(
+            state.size(&p).map(|(s, r)| (s.to_string(), r)),
+            Ok(("2-4Gi".into(), "runc"))
+        );
+        let mut changed = (*p).clone();
+        changed.metadata.resource_version = Some("2".into());
+        changed.metadata.annotations =
+            Some([("nodeless.dev/instance-spec".into(), "bad".into())].into());
+        assert!(state.size(&changed).is_err());
+    }
 }
