@@ -80,22 +80,31 @@ impl EventRecorder {
             reason: reason.to_string(),
             message: message.to_string(),
         };
-        let mut seen = self.seen.lock().await;
-        if let Some(s) = seen.get_mut(&key) {
-            let api: Api<Event> = Api::namespaced(self.client.clone(), &s.namespace);
-            let patch = json!({"count": s.count + 1, "lastTimestamp": Time(Utc::now())});
+        // The lock is never held across an API call: recording is on hot paths (the
+        // scheduler's binds, the agent's status), and Events of different objects must not
+        // queue behind each other. Two identical Events racing may both be created; harmless.
+        let repeat = {
+            let seen = self.seen.lock().await;
+            seen.get(&key)
+                .map(|s| (s.namespace.clone(), s.name.clone(), s.count))
+        };
+        if let Some((namespace, name, count)) = repeat {
+            let api: Api<Event> = Api::namespaced(self.client.clone(), &namespace);
+            let patch = json!({"count": count + 1, "lastTimestamp": Time(Utc::now())});
             match api
-                .patch(&s.name, &PatchParams::default(), &Patch::Merge(&patch))
+                .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
                 .await
             {
                 Ok(_) => {
-                    s.count += 1;
+                    if let Some(s) = self.seen.lock().await.get_mut(&key) {
+                        s.count = s.count.max(count + 1);
+                    }
                     return;
                 }
                 // Gone (expired or deleted): write a fresh one below.
                 Err(e) => tracing::debug!(error = %e, "event repeat not folded"),
             }
-            seen.remove(&key);
+            self.seen.lock().await.remove(&key);
         }
         let namespace = object
             .namespace
@@ -105,6 +114,7 @@ impl EventRecorder {
         let api: Api<Event> = Api::namespaced(self.client.clone(), &namespace);
         match api.create(&PostParams::default(), &event).await {
             Ok(created) => {
+                let mut seen = self.seen.lock().await;
                 if seen.len() >= MAX_REMEMBERED {
                     seen.clear();
                 }
