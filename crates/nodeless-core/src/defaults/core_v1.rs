@@ -85,6 +85,27 @@ fn service_spec(spec: &mut Obj) {
 
 pub(super) fn secret(obj: &mut Obj) {
     set_zero(obj, "type", "Opaque");
+    // `stringData` is write-only: upstream's conversion folds it into `data` (base64), its
+    // keys winning over `data`'s, and never stores it.
+    if let Some(Value::Object(strings)) = obj.remove("stringData") {
+        use base64::Engine as _;
+        let data = obj
+            .entry("data")
+            .or_insert_with(|| Value::Object(Default::default()));
+        if !data.is_object() {
+            *data = Value::Object(Default::default());
+        }
+        if let Some(data) = data.as_object_mut() {
+            for (k, v) in strings {
+                let text = match &v {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                let encoded = base64::engine::general_purpose::STANDARD.encode(text);
+                data.insert(k, Value::String(encoded));
+            }
+        }
+    }
 }
 
 /// The label every Namespace carries with its own name (upstream overwrites a user's value

@@ -240,3 +240,17 @@ fn crd_gets_names_conversion_and_stored_versions() {
         443
     );
 }
+
+#[test]
+fn secret_string_data_is_folded_into_data() {
+    let s = defaulted(
+        "",
+        "v1",
+        "Secret",
+        json!({"data": {"a": "eA==", "b": "eA=="}, "stringData": {"b": "hello", "c": "c"}}),
+    );
+    assert_eq!(s["data"]["a"], "eA==");
+    assert_eq!(s["data"]["b"], "aGVsbG8=");
+    assert_eq!(s["data"]["c"], "Yw==");
+    assert!(s.get("stringData").is_none());
+}
