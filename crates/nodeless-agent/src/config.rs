@@ -29,6 +29,42 @@ pub struct AgentConfig {
     pub cluster_domain: String,
 }
 
+impl AgentConfig {
+    /// This machine with the default capacity, the runtimes found on `PATH`, the node
+    /// endpoint at `node_listen` (reached at `address` when listening on all addresses),
+    /// and no cluster DNS yet.
+    pub fn for_this_host(host_name: &str, address: IpAddr, node_listen: SocketAddr) -> Self {
+        let (cpu, memory) = default_capacity();
+        let reach = if node_listen.ip().is_unspecified() {
+            SocketAddr::new(address, node_listen.port())
+        } else {
+            node_listen
+        };
+        let runtimes = ["runc", "runsc"]
+            .into_iter()
+            .filter(|r| on_path(r))
+            .map(str::to_string)
+            .collect();
+        AgentConfig {
+            host_name: host_name.to_string(),
+            address,
+            node_endpoint: format!("http://{reach}"),
+            node_listen,
+            capacity_cpu_millis: cpu,
+            capacity_memory_bytes: memory,
+            runtimes,
+            cluster_dns: Vec::new(),
+            cluster_domain: "cluster.local".into(),
+        }
+    }
+}
+
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
+        .unwrap_or(false)
+}
+
 /// What the pool offers by default: host cores × [`CPU_OVERCOMMIT`] and host RAM ×
 /// [`MEMORY_OVERCOMMIT`]. `--pool-capacity cpu=N,memory=SIZE` overrides it.
 pub fn default_capacity() -> (u64, u64) {
@@ -61,6 +97,22 @@ mod tests {
     #[test]
     fn capacity_overcommits_cpu_eightfold_and_memory_fourfold() {
         assert_eq!(overcommitted(2, 8 << 30), (16_000, 32 << 30));
+    }
+
+    #[test]
+    fn an_endpoint_listening_everywhere_is_reached_at_the_host_address() {
+        let c = AgentConfig::for_this_host(
+            "h1",
+            "10.0.0.5".parse().expect("ip"),
+            "0.0.0.0:10250".parse().expect("addr"),
+        );
+        assert_eq!(c.node_endpoint, "http://10.0.0.5:10250");
+        let c = AgentConfig::for_this_host(
+            "h1",
+            "10.0.0.5".parse().expect("ip"),
+            "127.0.0.1:10250".parse().expect("addr"),
+        );
+        assert_eq!(c.node_endpoint, "http://127.0.0.1:10250");
     }
 
     #[test]

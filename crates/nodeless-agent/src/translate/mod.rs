@@ -175,6 +175,14 @@ pub fn instance_spec(
     })
 }
 
+/// A lifecycle hook's port: a number or the name of one of the container's ports.
+pub fn hook_port(
+    c: &k8s_openapi::api::core::v1::Container,
+    port: &k8s_openapi::apimachinery::pkg::util::intstr::IntOrString,
+) -> Result<u16, TranslateError> {
+    container::port(c, port)
+}
+
 /// The rendered files of the Pod's configMap, secret, projected and downwardAPI volumes, by
 /// volume name: what a running instance's volumes are updated to when their sources change.
 pub fn files_volumes(
