@@ -1,6 +1,7 @@
 //! A fake [`Engine`] for other crates' unit tests (the host agent's): instances "run" the
 //! moment they are created, every change is an event, and tests steer containers by hand
-//! (`exit`, `push_log`, `fail_next_create`, `set_exec_result`, `forward_port_to`).
+//! (`exit`, `push_log`, `fail_next_create`, `set_exec_result`, `set_exec_stderr`,
+//! `forward_port_to`). Followed logs see pushed lines until the container exits.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -27,6 +28,9 @@ struct State {
     next_ip: u8,
     fail_create: Option<String>,
     exec_result: i32,
+    exec_stderr: Option<String>,
+    /// Open `follow` log streams per (instance, container).
+    followers: Vec<((String, String), tokio::sync::mpsc::Sender<LogLine>)>,
     forwards: HashMap<(String, u16), SocketAddr>,
     calls: Vec<String>,
 }
@@ -119,6 +123,11 @@ impl FakeEngine {
         self.lock().exec_result = code;
     }
 
+    /// `exec` writes this to the process's stderr (or stdout with a terminal) from now on.
+    pub fn set_exec_stderr(&self, text: &str) {
+        self.lock().exec_stderr = Some(text.to_string());
+    }
+
     /// `port_forward(id, port)` connects to `target` (e.g. a test server on 127.0.0.1).
     pub fn forward_port_to(&self, id: &str, port: u16, target: SocketAddr) {
         self.lock().forwards.insert((id.to_string(), port), target);
@@ -132,11 +141,11 @@ impl FakeEngine {
             partial: false,
             content: text.as_bytes().to_vec(),
         };
-        self.lock()
-            .logs
-            .entry((id.to_string(), container.to_string()))
-            .or_default()
-            .push(line);
+        let key = (id.to_string(), container.to_string());
+        let mut st = self.lock();
+        st.followers
+            .retain(|(k, tx)| *k != key || tx.try_send(line.clone()).is_ok());
+        st.logs.entry(key).or_default().push(line);
     }
 
     /// Ends a container with `exit_code` (OOMKilled with `oom`), as if it exited by itself;
@@ -144,6 +153,8 @@ impl FakeEngine {
     pub fn exit(&self, id: &str, container: &str, exit_code: i32, oom: bool) {
         let status = {
             let mut st = self.lock();
+            st.followers
+                .retain(|((i, c), _)| (i.as_str(), c.as_str()) != (id, container));
             let Some((_, status)) = st.instances.get_mut(id) else {
                 return;
             };
@@ -316,18 +327,21 @@ impl Engine for FakeEngine {
         opts: LogOptions,
     ) -> Result<LogStream, EngineError> {
         self.get(id)?;
-        let mut lines = self
-            .lock()
-            .logs
-            .get(&(id.to_string(), container.to_string()))
-            .cloned()
-            .unwrap_or_default();
+        let key = (id.to_string(), container.to_string());
+        let mut st = self.lock();
+        let mut lines = st.logs.get(&key).cloned().unwrap_or_default();
+        if let Some(since) = opts.since {
+            lines.retain(|l| l.time >= since);
+        }
         if let Some(n) = opts.tail_lines {
             lines.drain(..lines.len().saturating_sub(n));
         }
-        let (tx, rx) = tokio::sync::mpsc::channel(lines.len().max(1));
+        let (tx, rx) = tokio::sync::mpsc::channel(lines.len() + 64);
         for line in lines {
             let _ = tx.try_send(line);
+        }
+        if opts.follow {
+            st.followers.push((key, tx));
         }
         Ok(LogStream::from_channel(rx, None))
     }
@@ -350,12 +364,22 @@ impl Engine for FakeEngine {
                 container: container.to_string(),
             });
         }
-        let code = {
+        let (code, stderr_text) = {
             let mut st = self.lock();
             st.calls
                 .push(format!("exec {id} {container} {}", cmd.join(" ")));
-            st.exec_result
+            (st.exec_result, st.exec_stderr.clone())
         };
+        if let Some(text) = stderr_text {
+            match io.stderr.as_mut() {
+                Some(stderr) => {
+                    let _ = stderr.write_all(text.as_bytes()).await;
+                }
+                None => {
+                    let _ = io.stdout.write_all(text.as_bytes()).await;
+                }
+            }
+        }
         // Echo stdin back, so tests can check both directions.
         if let Some(mut stdin) = io.stdin.take() {
             let _ = tokio::io::copy(&mut stdin, &mut io.stdout).await;
@@ -511,5 +535,23 @@ mod tests {
             engine.calls(),
             ["create a1", "exec a1 web false", "stop a1"]
         );
+    }
+
+    #[tokio::test]
+    async fn followed_logs_see_new_lines_until_the_container_exits() {
+        let engine = FakeEngine::new();
+        engine
+            .create(InstanceSpec::single("a1", "web", "nginx"))
+            .await
+            .expect("create");
+        let opts = LogOptions {
+            follow: true,
+            ..Default::default()
+        };
+        let mut logs = engine.logs("a1", "web", opts).await.expect("logs");
+        engine.push_log("a1", "web", LogStreamKind::Stderr, "later");
+        assert_eq!(logs.next().await.expect("line").content, b"later");
+        engine.exit("a1", "web", 0, false);
+        assert!(logs.next().await.is_none());
     }
 }
