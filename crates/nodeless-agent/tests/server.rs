@@ -510,3 +510,40 @@ async fn port_forward_over_the_websocket_tunnel_reaches_the_instance_port() {
     let client = SpdyClient::new(nodeless_stream::tunnel::WebSocketIo::new(ws));
     assert_eq!(forward_one(client).await, b"GET / HTTP/1.0\r\n\r\n");
 }
+
+/// Serves a fake node on `NODELESS_NODE_ADDR` for a while, for trying real clients by hand
+/// (kubectl through a proxy that adds the token): exec echoes stdin and exits with
+/// `NODELESS_EXEC_CODE`, port 80 echoes.
+#[tokio::test]
+#[ignore = "manual: serves until NODELESS_NODE_SECONDS pass"]
+async fn serve_a_fake_node_for_manual_clients() {
+    let addr = std::env::var("NODELESS_NODE_ADDR").unwrap_or_else(|_| "127.0.0.1:10250".into());
+    let seconds = std::env::var("NODELESS_NODE_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(60);
+    let engine = Arc::new(FakeEngine::new());
+    engine
+        .create(InstanceSpec::single("uid-1", "web", "nginx"))
+        .await
+        .expect("create");
+    engine.set_exec_result(
+        std::env::var("NODELESS_EXEC_CODE")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0),
+    );
+    engine.forward_port_to("uid-1", 80, echo_server().await);
+    engine.push_log("uid-1", "web", LogStreamKind::Stdout, "hello from the log");
+    let listener = tokio::net::TcpListener::bind(&addr).await.expect("bind");
+    let shutdown = CancellationToken::new();
+    let server = tokio::spawn(nodeless_agent::server::serve(
+        listener,
+        engine.clone(),
+        Arc::from(TOKEN),
+        shutdown.clone(),
+    ));
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    shutdown.cancel();
+    let _ = server.await;
+}
