@@ -47,6 +47,7 @@ pub(crate) struct WorkerInit {
 struct Waiting {
     reason: &'static str,
     message: String,
+    since: Instant,
     retry_at: Instant,
     image: Option<String>,
 }
@@ -137,8 +138,11 @@ impl Worker {
             crate::deletion::delete(&self.agent, &pod, self.instance.as_ref()).await;
             return Step::Done;
         }
-        if self.refresh {
-            self.refresh = false;
+        if std::mem::take(&mut self.refresh) {
+            // A ConfigMap or Secret changed: retry a config failure now (not a pull backoff).
+            if let Some(w) = self.waiting.as_mut().filter(|w| w.image.is_none()) {
+                w.retry_at = Instant::now();
+            }
             self.refresh_instance(&pod).await;
         }
         if std::mem::take(&mut self.lost) && restarts_after_host_loss(&pod) {
@@ -250,6 +254,10 @@ impl Worker {
         }
         let left = w.retry_at - now;
         if w.reason == "ErrImagePull" {
+            let shown = w.since + ERR_IMAGE_PULL_SHOWN;
+            if now < shown {
+                return Some(Step::Sleep(Some(shown - now)));
+            }
             w.reason = "ImagePullBackOff";
             w.message = format!(
                 "Back-off pulling image {:?}: {}",
@@ -284,10 +292,12 @@ impl Worker {
         retry: Duration,
         image: Option<String>,
     ) -> Step {
+        let now = Instant::now();
         self.waiting = Some(Waiting {
             reason,
             message,
-            retry_at: Instant::now() + retry,
+            since: now,
+            retry_at: now + retry,
             image,
         });
         if !self.patch_waiting(pod).await {
