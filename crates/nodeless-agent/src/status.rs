@@ -115,7 +115,18 @@ fn phase(view: View, pod: &Pod) -> &'static str {
     };
     match inst.phase {
         InstancePhase::Creating | InstancePhase::Initializing => "Pending",
-        InstancePhase::Running | InstancePhase::Stopping => "Running",
+        // Running once a container runs or ran, as upstream: before that, Pending.
+        InstancePhase::Running | InstancePhase::Stopping => {
+            let has_run = inst.containers.iter().any(|c| {
+                !matches!(c.status.state, ContainerState::Waiting { .. })
+                    || c.status.last_state.is_some()
+            });
+            if has_run {
+                "Running"
+            } else {
+                "Pending"
+            }
+        }
         InstancePhase::Succeeded => "Succeeded",
         InstancePhase::Failed => "Failed",
         // Stopped by us (deletion) or after a host restart: what the containers say.

@@ -398,3 +398,47 @@ async fn a_failed_pull_shows_err_image_pull_then_image_pull_back_off() -> anyhow
     s.agent.await??;
     Ok(())
 }
+
+/// Throughput over the fake engine: the agent side of the 500-Pod benchmark. Run with
+/// `cargo test --release -p nodeless-agent --test pods -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a benchmark; run by hand"]
+async fn five_hundred_pods_placed_at_once_all_run() -> anyhow::Result<()> {
+    const PODS: usize = 500;
+    let s = setup().await?;
+    let pods: Api<Pod> = Api::namespaced(s.client.clone(), "default");
+    let start = std::time::Instant::now();
+    let creates = (0..PODS).map(|i| {
+        let pods = pods.clone();
+        async move {
+            let pod = placed_pod(
+                &format!("p{i}"),
+                json!({"name": "app", "image": "busybox:1.36"}),
+            );
+            pods.create(&PostParams::default(), &pod).await
+        }
+    });
+    for r in futures::future::join_all(creates).await {
+        r?;
+    }
+    let created = start.elapsed();
+    for _ in 0..1200 {
+        let list = pods.list(&ListParams::default()).await?;
+        let running = list
+            .items
+            .iter()
+            .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+            .count();
+        if running == PODS {
+            eprintln!(
+                "{PODS} pods created in {created:?}, all running after {:?}",
+                start.elapsed()
+            );
+            s.shutdown.cancel();
+            s.agent.await??;
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("not all pods ran within 2 minutes");
+}

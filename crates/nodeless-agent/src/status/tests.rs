@@ -421,6 +421,19 @@ fn containers_the_engine_does_not_report_yet_are_creating() {
 }
 
 #[test]
+fn a_running_instance_whose_containers_are_still_being_created_is_pending() {
+    let p = pod(&[], &["app"]);
+    let inst = instance(
+        InstancePhase::Running,
+        vec![],
+        vec![waiting("app", "ContainerCreating")],
+    );
+    let s = status_of(&p, View::Instance(&inst));
+    assert_eq!(s.phase.as_deref(), Some("Pending"));
+    assert_eq!(condition(&s, "PodReadyToStartContainers").status, "True");
+}
+
+#[test]
 fn image_ids_name_the_repository_and_digest() {
     assert_eq!(
         image_id("busybox", "sha256:1"),
