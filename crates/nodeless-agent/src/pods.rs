@@ -182,7 +182,8 @@ pub(crate) async fn start(
     let (config_maps, config_map_events) = reflector::store();
     let (secrets, secret_events) = reflector::store();
     let (events, event_rx) = mpsc::channel(EVENT_QUEUE);
-    let recorder = EventRecorder::new(client.clone(), "kubelet", Some(&config.host_name));
+    // Events name the virtual node, as users never see hosts.
+    let recorder = EventRecorder::new(client.clone(), "kubelet", Some(VIRTUAL_NODE));
     let instances = engine.list().await.map_err(PodsError::ListInstances)?;
     let agent = Arc::new(Agent {
         client,
