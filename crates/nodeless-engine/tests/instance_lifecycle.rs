@@ -81,9 +81,9 @@ async fn failing_containers_restart_with_backoff_and_keep_the_previous_runs_logs
         c.restart_count >= 2 && c.state.termination().is_some()
     })
     .await;
-    // Backoff 200 ms then 400 ms (the test config) lies between the three runs.
+    // As the kubelet's: the first restart is immediate, the next waits 200 ms (the test config).
     assert!(
-        start.elapsed() >= Duration::from_millis(600),
+        start.elapsed() >= Duration::from_millis(200),
         "restarted too fast: {:?}",
         start.elapsed()
     );
@@ -103,8 +103,8 @@ async fn failing_containers_restart_with_backoff_and_keep_the_previous_runs_logs
     );
     let gap = (this_start - previous_end).to_std().expect("ordered");
     assert!(
-        gap >= Duration::from_millis(400),
-        "second back-off should be 400 ms, was {gap:?}"
+        gap >= Duration::from_millis(200),
+        "the second restart should back off 200 ms, was {gap:?}"
     );
     let current = log_text(&engine, "t-restart", "t-restart", false).await;
     let previous = log_text(&engine, "t-restart", "t-restart", true).await;

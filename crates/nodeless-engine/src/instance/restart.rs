@@ -37,8 +37,9 @@ impl std::str::FromStr for RestartPolicy {
     }
 }
 
-/// Exponential backoff between restarts: `initial`, doubling, capped at `max`; reset after a
-/// run that lasted `reset_after` (the kubelet's 10 minutes).
+/// Exponential backoff between restarts, as the kubelet's: the first restart after a failure
+/// is immediate, the next waits `initial`, then doubling, capped at `max`; reset after a run
+/// that lasted `reset_after` (the kubelet's 10 minutes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Backoff {
     #[serde(with = "millis")]
@@ -62,7 +63,10 @@ impl Default for Backoff {
 impl Backoff {
     /// The delay before the next start, given how many restarts in a row came quickly.
     pub fn delay(&self, consecutive_failures: u32) -> Duration {
-        let factor = 2u32.saturating_pow(consecutive_failures.saturating_sub(1).min(31));
+        if consecutive_failures <= 1 {
+            return Duration::ZERO;
+        }
+        let factor = 2u32.saturating_pow(consecutive_failures.saturating_sub(2).min(31));
         self.initial.saturating_mul(factor).min(self.max)
     }
 
@@ -94,10 +98,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn backoff_doubles_from_ten_seconds_to_five_minutes() {
+    fn the_first_restart_is_immediate_then_backoff_doubles_from_ten_seconds_to_five_minutes() {
         let b = Backoff::default();
-        let delays: Vec<u64> = (1..=7).map(|n| b.delay(n).as_secs()).collect();
-        assert_eq!(delays, [10, 20, 40, 80, 160, 300, 300]);
+        let delays: Vec<u64> = (1..=8).map(|n| b.delay(n).as_secs()).collect();
+        assert_eq!(delays, [0, 10, 20, 40, 80, 160, 300, 300]);
         assert_eq!(b.delay(1000), Duration::from_secs(300));
     }
 

@@ -162,10 +162,13 @@ impl Supervisor {
                 delay.as_secs(),
                 c.name
             );
-            if let Ok(next) = status.state.apply(ContainerEvent::BackingOff { message }) {
-                status.state = next;
+            // No back-off (the first restart after a failure): straight to the next run.
+            if !delay.is_zero() {
+                if let Ok(next) = status.state.apply(ContainerEvent::BackingOff { message }) {
+                    status.state = next;
+                }
+                write_status(&c.status_path, &status);
             }
-            write_status(&c.status_path, &status);
             if !self.sleep_unless_stopped(delay) {
                 status.state = ContainerState::Terminated(term.clone());
                 write_status(&c.status_path, &status);
