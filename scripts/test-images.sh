@@ -17,7 +17,7 @@ busybox=/bin/busybox
 applets=(sh ash true false echo sleep cat httpd wget nc env id hostname ls ps mkdir rm touch cp mv ln
     chmod grep sed head tail wc tr cut sort uniq seq printf test kill pwd date uname whoami yes dd
     ip ifconfig ping nslookup netstat mount df free top stat timeout nohup tee xargs find du
-    basename dirname readlink realpath sync)
+    basename dirname readlink realpath sync tar tty dmesg gzip)
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

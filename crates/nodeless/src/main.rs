@@ -1,5 +1,7 @@
 //! The `nodeless` command: parses flags, builds the parts, and runs them.
 
+mod components;
+mod engine_opts;
 mod runtime_cli;
 mod up;
 
@@ -18,16 +20,31 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run nodeless on this machine: the API server (and, as they land, the scheduler,
-    /// the instance engine and the controllers) on an embedded store.
+    /// Run nodeless on this machine: the API server on an embedded store, the scheduler,
+    /// and a host agent running Pods as instances of this machine.
     Up(up::UpArgs),
     /// Run only the API server.
-    Apiserver(up::UpArgs),
+    Apiserver(up::ApiArgs),
+    /// Run only the nodeless scheduler against a cluster's API.
+    Scheduler(components::KubeconfigArgs),
+    /// Run only a host agent: this machine joins the instance pool of a cluster.
+    Agent(AgentCmd),
     /// Operate this host's instance engine: images, instances, logs, exec.
     Runtime(runtime_cli::RuntimeArgs),
     /// The per-instance supervisor the engine starts (internal).
     #[command(hide = true)]
     Shim { config: std::ffi::OsString },
+}
+
+#[derive(clap::Args)]
+struct AgentCmd {
+    #[command(flatten)]
+    kube: components::KubeconfigArgs,
+    /// Engine state directory (images, instances, logs).
+    #[arg(long, default_value = "/var/lib/nodeless/engine")]
+    root: std::path::PathBuf,
+    #[command(flatten)]
+    agent: components::AgentArgs,
 }
 
 fn main() -> std::process::ExitCode {
@@ -57,7 +74,22 @@ fn main() -> std::process::ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Up(args) | Command::Apiserver(args) => up::run(args).await,
+            Command::Up(args) => up::run(args).await,
+            Command::Apiserver(args) => up::run_apiserver(args).await,
+            Command::Scheduler(args) => {
+                run_until_signal(|shutdown| async move {
+                    let client = components::client(args.kubeconfig.as_deref()).await?;
+                    components::run_scheduler(client, shutdown).await
+                })
+                .await
+            }
+            Command::Agent(cmd) => {
+                run_until_signal(|shutdown| async move {
+                    let client = components::client(cmd.kube.kubeconfig.as_deref()).await?;
+                    components::run_agent(client, &cmd.agent, &cmd.root, shutdown).await
+                })
+                .await
+            }
             Command::Runtime(args) => runtime_cli::run(args)
                 .await
                 .map(|code| code.clamp(0, 255) as u8),
@@ -71,4 +103,21 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// Runs a component until SIGINT/SIGTERM, then lets it stop cleanly.
+async fn run_until_signal<F, Fut>(component: F) -> anyhow::Result<u8>
+where
+    F: FnOnce(tokio_util::sync::CancellationToken) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
+{
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let task = tokio::spawn(component(shutdown.clone()));
+    let signal = shutdown.clone();
+    tokio::spawn(async move {
+        up::wait_for_signal().await;
+        signal.cancel();
+    });
+    task.await??;
+    Ok(0)
 }

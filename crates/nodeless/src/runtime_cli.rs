@@ -5,16 +5,14 @@
 use std::collections::HashSet;
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
 use clap::{Args, Subcommand};
-use nodeless_engine::image::{ImageService, RegistryConfig};
+use nodeless_engine::image::ImageService;
 use nodeless_engine::instance::{
-    state, ContainerState, Engine, EngineConfig, EngineParts, ExecIo, InstancePhase, InstanceSpec,
-    InstanceStatus, LocalEngine, NetworkProvider, PortMapping, Protocol, PullPolicy, RestartPolicy,
-    RuntimeKind,
+    state, ContainerState, Engine, ExecIo, InstancePhase, InstanceSpec, InstanceStatus,
+    LocalEngine, PortMapping, Protocol, PullPolicy, RestartPolicy, RuntimeKind,
 };
 use nodeless_engine::sandbox::logs::{LogOptions, LogStreamKind};
 use tokio::io::AsyncWriteExt;
@@ -24,12 +22,8 @@ pub struct RuntimeArgs {
     /// Engine state directory (images, instances, logs).
     #[arg(long, env = "NODELESS_ENGINE_ROOT")]
     pub root: Option<PathBuf>,
-    /// Send pulls for REGISTRY to URL, e.g. docker.io=http://127.0.0.1:5000 (http:// is plain HTTP).
-    #[arg(long = "registry-mirror", value_name = "REGISTRY=URL")]
-    pub registry_mirrors: Vec<String>,
-    /// A registry reached over plain HTTP (or TLS without verification).
-    #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
-    pub insecure_registries: Vec<String>,
+    #[command(flatten)]
+    pub registry: crate::engine_opts::RegistryArgs,
     #[command(subcommand)]
     pub command: RuntimeCommand,
 }
@@ -135,29 +129,8 @@ struct Ctx {
 
 fn open(args: &RuntimeArgs) -> anyhow::Result<Ctx> {
     let root = args.root.clone().unwrap_or_else(default_root);
-    let mut registry = RegistryConfig::default();
-    for m in &args.registry_mirrors {
-        registry.mirrors.push(
-            RegistryConfig::parse_mirror(m).with_context(|| format!("--registry-mirror {m}"))?,
-        );
-    }
-    registry.insecure = args.insecure_registries.clone();
-    let images = ImageService::open(&root.join("images"), registry)
-        .context("cannot open the image store")?;
-    let engine = LocalEngine::open(EngineParts::host(
-        EngineConfig::new(root.clone()),
-        Arc::new(images.clone()),
-        network(&root)?,
-    ))?;
+    let (images, engine) = crate::engine_opts::open_engine(&root, &args.registry)?;
     Ok(Ctx { images, engine })
-}
-
-/// CNI networking for instances: a bridge, one namespace and address per instance.
-fn network(root: &std::path::Path) -> anyhow::Result<Arc<dyn NetworkProvider>> {
-    let cfg = nodeless_engine::network::NetworkConfig::new(root.join("network"));
-    let net =
-        nodeless_engine::network::Network::new(cfg).context("cannot set up instance networking")?;
-    Ok(Arc::new(net))
 }
 
 /// Runs `nodeless runtime ...`; returns the process exit code.

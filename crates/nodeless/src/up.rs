@@ -1,13 +1,19 @@
-//! `nodeless up`: everything on one machine, on the embedded store.
+//! `nodeless up`: everything on one machine, on the embedded store — the API server, the
+//! nodeless scheduler and a host agent with this machine's instance engine. The scheduler
+//! and the agent reach the API server through the Kubernetes API, as they do when they run
+//! apart (`nodeless scheduler`, `nodeless agent`).
 
 use anyhow::Context;
 use clap::Args;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use tokio_util::sync::CancellationToken;
+
+use crate::components::{self, AgentArgs};
 
 #[derive(Args, Debug)]
-pub struct UpArgs {
-    /// Where the store, certificates and kubeconfig live [default: ~/.nodeless]
+pub struct ApiArgs {
+    /// Where the store, certificates, kubeconfig and instances live [default: ~/.nodeless]
     #[arg(long, env = "NODELESS_DATA_DIR")]
     data_dir: Option<PathBuf>,
     /// Address the API server listens on.
@@ -18,14 +24,22 @@ pub struct UpArgs {
     max_requests_inflight: usize,
 }
 
+#[derive(Args, Debug)]
+pub struct UpArgs {
+    #[command(flatten)]
+    api: ApiArgs,
+    #[command(flatten)]
+    agent: AgentArgs,
+}
+
 fn default_data_dir() -> anyhow::Result<PathBuf> {
     let home = std::env::var_os("HOME").context("HOME is not set; pass --data-dir")?;
     Ok(PathBuf::from(home).join(".nodeless"))
 }
 
-pub async fn run(args: UpArgs) -> anyhow::Result<u8> {
-    let data_dir = match args.data_dir {
-        Some(d) => d,
+async fn start_api(args: &ApiArgs) -> anyhow::Result<(PathBuf, nodeless_apiserver::Running)> {
+    let data_dir = match &args.data_dir {
+        Some(d) => d.clone(),
         None => default_data_dir()?,
     };
     let limits = nodeless_apiserver::server::Limits {
@@ -41,21 +55,85 @@ pub async fn run(args: UpArgs) -> anyhow::Result<u8> {
     let running = nodeless_apiserver::start(config)
         .await
         .with_context(|| format!("starting nodeless in {}", data_dir.display()))?;
+    Ok((data_dir, running))
+}
+
+fn print_welcome(running: &nodeless_apiserver::Running) {
     eprintln!(
         "nodeless is up: the API server listens on https://{}",
         running.addr
     );
     eprintln!(
-        "point kubectl at it with:\n\n    export KUBECONFIG={}\n    kubectl get namespaces\n",
+        "point kubectl at it with:\n\n    export KUBECONFIG={}\n    kubectl get nodes\n",
         running.kubeconfig.display()
     );
+}
+
+/// `nodeless apiserver`: only the API server.
+pub async fn run_apiserver(args: ApiArgs) -> anyhow::Result<u8> {
+    let (_, running) = start_api(&args).await?;
+    print_welcome(&running);
     wait_for_signal().await;
     eprintln!("nodeless is stopping");
     running.shutdown().await;
     Ok(0)
 }
 
-async fn wait_for_signal() {
+pub async fn run(args: UpArgs) -> anyhow::Result<u8> {
+    let (data_dir, running) = start_api(&args.api).await?;
+    let client = components::client(Some(&running.kubeconfig)).await?;
+    let shutdown = CancellationToken::new();
+    let mut parts = tokio::task::JoinSet::new();
+    {
+        let (client, shutdown) = (client.clone(), shutdown.clone());
+        parts.spawn(async move {
+            (
+                "scheduler",
+                components::run_scheduler(client, shutdown).await,
+            )
+        });
+    }
+    {
+        let (agent, shutdown) = (args.agent.clone(), shutdown.clone());
+        let engine_root = data_dir.join("engine");
+        parts.spawn(async move {
+            let r = components::run_agent(client, &agent, &engine_root, shutdown).await;
+            ("host agent", r)
+        });
+    }
+    print_welcome(&running);
+    let mut code = 0;
+    tokio::select! {
+        _ = wait_for_signal() => {}
+        Some(done) = parts.join_next() => {
+            code = report(done);
+        }
+    }
+    eprintln!("nodeless is stopping (running instances keep running)");
+    shutdown.cancel();
+    while let Some(done) = parts.join_next().await {
+        code = code.max(report(done));
+    }
+    running.shutdown().await;
+    Ok(code)
+}
+
+/// Prints how a component ended; 1 when it failed.
+fn report(done: Result<(&'static str, anyhow::Result<()>), tokio::task::JoinError>) -> u8 {
+    match done {
+        Ok((_, Ok(()))) => 0,
+        Ok((name, Err(e))) => {
+            eprintln!("error: the {name} stopped: {e:#}");
+            1
+        }
+        Err(e) => {
+            eprintln!("error: a component panicked: {e}");
+            1
+        }
+    }
+}
+
+pub async fn wait_for_signal() {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).ok();
     let term = async {

@@ -1,0 +1,59 @@
+//! What `nodeless runtime`, `nodeless agent` and `nodeless up` share to open a host's
+//! instance engine: registry settings and the engine's parts.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Args;
+use nodeless_engine::image::{ImageService, RegistryConfig};
+use nodeless_engine::instance::EngineConfig;
+use nodeless_engine::instance::{EngineParts, LocalEngine, NetworkProvider};
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct RegistryArgs {
+    /// Send pulls for REGISTRY to URL, e.g. docker.io=http://127.0.0.1:5000 (http:// is plain HTTP).
+    #[arg(long = "registry-mirror", value_name = "REGISTRY=URL")]
+    pub registry_mirrors: Vec<String>,
+    /// A registry reached over plain HTTP (or TLS without verification).
+    #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
+    pub insecure_registries: Vec<String>,
+}
+
+impl RegistryArgs {
+    pub fn config(&self) -> anyhow::Result<RegistryConfig> {
+        let mut registry = RegistryConfig::default();
+        for m in &self.registry_mirrors {
+            registry.mirrors.push(
+                RegistryConfig::parse_mirror(m)
+                    .with_context(|| format!("--registry-mirror {m}"))?,
+            );
+        }
+        registry.insecure = self.insecure_registries.clone();
+        Ok(registry)
+    }
+}
+
+/// The image store and engine rooted at `root` (images, instances, network state).
+pub fn open_engine(
+    root: &Path,
+    registry: &RegistryArgs,
+) -> anyhow::Result<(ImageService, LocalEngine)> {
+    let images = ImageService::open(&root.join("images"), registry.config()?)
+        .context("cannot open the image store")?;
+    let engine = LocalEngine::open(EngineParts::host(
+        EngineConfig::new(root.to_path_buf()),
+        Arc::new(images.clone()),
+        network(root)?,
+    ))
+    .with_context(|| format!("cannot open the instance engine in {}", root.display()))?;
+    Ok((images, engine))
+}
+
+/// CNI networking for instances: a bridge, one namespace and address per instance.
+fn network(root: &Path) -> anyhow::Result<Arc<dyn NetworkProvider>> {
+    let cfg = nodeless_engine::network::NetworkConfig::new(root.join("network"));
+    let net =
+        nodeless_engine::network::Network::new(cfg).context("cannot set up instance networking")?;
+    Ok(Arc::new(net))
+}
