@@ -104,7 +104,7 @@ pub async fn run_agent(
     if !rustix::process::geteuid().is_root() {
         bail!("the host agent needs root (runc, network namespaces, cgroups); run as root, or run only `nodeless apiserver`");
     }
-    let (_images, engine) = crate::engine_opts::open_engine(engine_root, &args.registry)?;
+    let (_images, engine) = crate::engine_opts::open_engine(engine_root, &args.registry, true)?;
     let host_name = args.host_name.clone().unwrap_or_else(hostname);
     let address = args.host_address.unwrap_or_else(default_address);
     let mut config =

@@ -34,26 +34,32 @@ impl RegistryArgs {
     }
 }
 
-/// The image store and engine rooted at `root` (images, instances, network state).
+/// The image store and engine rooted at `root` (images, instances, network state). A
+/// long-running process (the agent) refills the warm network pool in the background; a
+/// one-shot CLI must not (see [`host_network`]).
 pub fn open_engine(
     root: &Path,
     registry: &RegistryArgs,
+    fill_in_background: bool,
 ) -> anyhow::Result<(ImageService, LocalEngine)> {
     let images = ImageService::open(&root.join("images"), registry.config()?)
         .context("cannot open the image store")?;
     let engine = LocalEngine::open(EngineParts::host(
         EngineConfig::new(root.to_path_buf()),
         Arc::new(images.clone()),
-        network(root)?,
+        Arc::new(host_network(root, fill_in_background)?) as Arc<dyn NetworkProvider>,
     ))
     .with_context(|| format!("cannot open the instance engine in {}", root.display()))?;
     Ok((images, engine))
 }
 
 /// CNI networking for instances: a bridge, one namespace and address per instance.
-fn network(root: &Path) -> anyhow::Result<Arc<dyn NetworkProvider>> {
-    let cfg = nodeless_engine::network::NetworkConfig::new(root.join("network"));
-    let net =
-        nodeless_engine::network::Network::new(cfg).context("cannot set up instance networking")?;
-    Ok(Arc::new(net))
+/// `fill_in_background`: whether a filler task tops the warm pool up after each attach.
+pub fn host_network(
+    root: &Path,
+    fill_in_background: bool,
+) -> anyhow::Result<nodeless_engine::network::Network> {
+    let mut cfg = nodeless_engine::network::NetworkConfig::new(root.join("network"));
+    cfg.fill_in_background = fill_in_background;
+    nodeless_engine::network::Network::new(cfg).context("cannot set up instance networking")
 }

@@ -129,12 +129,19 @@ struct Ctx {
 
 fn open(args: &RuntimeArgs) -> anyhow::Result<Ctx> {
     let root = args.root.clone().unwrap_or_else(default_root);
-    let (images, engine) = crate::engine_opts::open_engine(&root, &args.registry)?;
+    let (images, engine) = crate::engine_opts::open_engine(&root, &args.registry, false)?;
     Ok(Ctx { images, engine })
+}
+
+/// The CLI's network: no background filler, which an exit would cut off and leave a
+/// half-made spare; `run` tops the pool up itself and waits for it (`refill_pool`).
+fn host_network(root: &std::path::Path) -> anyhow::Result<nodeless_engine::network::Network> {
+    crate::engine_opts::host_network(root, false)
 }
 
 /// Runs `nodeless runtime ...`; returns the process exit code.
 pub async fn run(args: RuntimeArgs) -> anyhow::Result<i32> {
+    let root = args.root.clone().unwrap_or_else(default_root);
     let ctx = open(&args)?;
     match args.command {
         RuntimeCommand::Pull { image } => {
@@ -162,7 +169,7 @@ pub async fn run(args: RuntimeArgs) -> anyhow::Result<i32> {
             println!("{image}");
             Ok(0)
         }
-        RuntimeCommand::Run(run) => run_instance(&ctx, *run).await,
+        RuntimeCommand::Run(run) => run_instance(&ctx, &root, *run).await,
         RuntimeCommand::Ps { all } => ps(&ctx, all).await,
         RuntimeCommand::Logs {
             follow,
@@ -286,7 +293,7 @@ pub fn parse_size(s: &str) -> anyhow::Result<u64> {
     Ok((n * mult as f64) as u64)
 }
 
-async fn run_instance(ctx: &Ctx, run: RunArgs) -> anyhow::Result<i32> {
+async fn run_instance(ctx: &Ctx, root: &std::path::Path, run: RunArgs) -> anyhow::Result<i32> {
     let id = state::new_id();
     let name = run
         .name
@@ -305,15 +312,35 @@ async fn run_instance(ctx: &Ctx, run: RunArgs) -> anyhow::Result<i32> {
     let spec = spec_from(&run, &id, &name)?;
     let container = spec.containers[0].name.clone();
     ctx.engine.create(spec).await?;
+    let refill = tokio::spawn(refill_pool(root.to_path_buf()));
+    let code = follow(ctx, &id, &container, &run).await;
+    match refill.await {
+        Ok(Err(e)) => tracing::warn!(error = %e, "cannot refill the warm network pool"),
+        Err(e) => tracing::warn!(error = %e, "cannot refill the warm network pool"),
+        Ok(Ok(())) => {}
+    }
+    code
+}
+
+/// Replaces the spare network namespace the instance took (or could not take), so that the
+/// next `run` finds one ready: while the instance starts and runs, and awaited before we
+/// exit, as an exit would leave a half-made spare behind.
+async fn refill_pool(root: PathBuf) -> anyhow::Result<()> {
+    host_network(&root)?.fill_warm_pool().await?;
+    Ok(())
+}
+
+/// Prints the id (`-d`), or streams output until the exit (and removes the instance, `--rm`).
+async fn follow(ctx: &Ctx, id: &str, container: &str, run: &RunArgs) -> anyhow::Result<i32> {
     if run.detach {
         println!("{id}");
         return Ok(0);
     }
     let t0 = std::time::Instant::now();
-    let code = attach(&ctx.engine, &id, &container).await;
+    let code = attach(&ctx.engine, id, container).await;
     tracing::debug!(instance = %id, elapsed = ?t0.elapsed(), "container exited");
     if run.rm {
-        ctx.engine.remove(&id).await?;
+        ctx.engine.remove(id).await?;
         tracing::debug!(instance = %id, elapsed = ?t0.elapsed(), "instance removed");
     }
     code

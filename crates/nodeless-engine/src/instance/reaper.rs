@@ -17,7 +17,15 @@ pub type ExitStatus = (i32, Option<i32>);
 
 #[derive(Clone)]
 pub struct Reaper {
-    shared: Arc<(Mutex<HashMap<i32, ExitStatus>>, Condvar)>,
+    shared: Arc<(Mutex<Reaped>, Condvar)>,
+}
+
+#[derive(Default)]
+struct Reaped {
+    statuses: HashMap<i32, ExitStatus>,
+    /// Bumped after every spawn through us: the reaping thread, idle for lack of children,
+    /// wakes at once for the new one instead of at its next poll.
+    spawns: u64,
 }
 
 /// Statuses nobody asked for (runsc's gofer) are dropped past this many.
@@ -37,6 +45,8 @@ impl Reaper {
         };
         let shared = reaper.shared.clone();
         std::thread::spawn(move || loop {
+            let (reaped, cv) = &*shared;
+            let spawns = reaped.lock().unwrap_or_else(|p| p.into_inner()).spawns;
             match rustix::process::wait(WaitOptions::empty()) {
                 Ok(Some((pid, st))) => {
                     let status = match (st.exit_status(), st.terminating_signal()) {
@@ -44,17 +54,22 @@ impl Reaper {
                         (None, Some(sig)) => (128 + sig, Some(sig)),
                         _ => continue,
                     };
-                    let (map, cv) = &*shared;
-                    let mut map = map.lock().unwrap_or_else(|p| p.into_inner());
-                    if map.len() >= MAX_UNCLAIMED {
-                        map.clear();
+                    let mut reaped = reaped.lock().unwrap_or_else(|p| p.into_inner());
+                    if reaped.statuses.len() >= MAX_UNCLAIMED {
+                        reaped.statuses.clear();
                     }
-                    map.insert(pid.as_raw_nonzero().get(), status);
+                    reaped.statuses.insert(pid.as_raw_nonzero().get(), status);
                     cv.notify_all();
                 }
                 Err(rustix::io::Errno::INTR) | Ok(None) => {}
-                // No children right now: look again shortly.
-                Err(_) => std::thread::sleep(Duration::from_millis(20)),
+                // No children right now: wait for the next spawn (children only appear by
+                // our spawns, or by reparenting while we have one), with a poll as backstop.
+                Err(_) => {
+                    let guard = reaped.lock().unwrap_or_else(|p| p.into_inner());
+                    if guard.spawns == spawns {
+                        let _ = cv.wait_timeout(guard, Duration::from_millis(20));
+                    }
+                }
             }
         });
         reaper
@@ -63,13 +78,13 @@ impl Reaper {
     /// Waits for `pid` to exit. If it is not our child (no subreaper), waits for it to vanish
     /// and reports status 255.
     pub fn wait(&self, pid: i32) -> ExitStatus {
-        let (map, cv) = &*self.shared;
-        let mut guard = map.lock().unwrap_or_else(|p| p.into_inner());
+        let (reaped, cv) = &*self.shared;
+        let mut guard = reaped.lock().unwrap_or_else(|p| p.into_inner());
         // Once the pid is gone, the reaper may hold its status while it waits for our lock:
         // give it a moment before deciding the process was not ours.
         let mut gone_rounds = 0;
         loop {
-            if let Some(st) = guard.remove(&pid) {
+            if let Some(st) = guard.statuses.remove(&pid) {
                 return st;
             }
             let gone =
@@ -95,13 +110,22 @@ impl Reaper {
     /// Runs a command to completion; returns its status.
     pub fn status(&self, cmd: &mut Command) -> std::io::Result<ExitStatus> {
         let child = cmd.spawn()?;
+        self.spawned();
         Ok(self.wait(child.id() as i32))
+    }
+
+    /// Wakes the reaping thread if it idles for lack of children.
+    fn spawned(&self) {
+        let (reaped, cv) = &*self.shared;
+        reaped.lock().unwrap_or_else(|p| p.into_inner()).spawns += 1;
+        cv.notify_all();
     }
 
     /// Runs a command to completion; returns its status and stderr.
     pub fn stderr(&self, cmd: &mut Command) -> std::io::Result<(ExitStatus, String)> {
         use std::io::Read;
         let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn()?;
+        self.spawned();
         let mut err = String::new();
         if let Some(mut e) = child.stderr.take() {
             let _ = e.read_to_string(&mut err);

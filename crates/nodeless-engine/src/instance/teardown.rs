@@ -128,8 +128,14 @@ impl LocalEngine {
         tracing::debug!(instance = %id, "removing");
         if let Some(rec) = &rec {
             if self.status_of(rec).phase.is_finished() {
-                // Nothing runs or will run again; the supervisor is only tidying up.
-                self.wait_supervisor_exit(rec, Duration::from_secs(5)).await;
+                // Nothing runs or will run again; the supervisor is only deleting the runtime's
+                // containers, which touches neither their root filesystems nor the network:
+                // release those meanwhile. tear_down below finds them done.
+                let (_, released) = tokio::join!(
+                    self.wait_supervisor_exit(rec, Duration::from_secs(5)),
+                    self.unmount_and_detach(id)
+                );
+                released?;
                 tracing::debug!(instance = %id, "supervisor gone");
             } else {
                 self.stop_instance(id, Duration::ZERO).await?;
@@ -173,18 +179,7 @@ impl LocalEngine {
             }
         }
         tracing::debug!(instance = %id, elapsed = ?t0.elapsed(), "runtime containers deleted");
-        // Deepest first: volume tmpfs inside nothing, rootfs overlays.
-        let mut mounts = self.inner.mounter.mounts_under(&dir.dir);
-        mounts.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
-        for m in mounts {
-            self.inner.mounter.unmount(&m)?;
-        }
-        tracing::debug!(instance = %id, elapsed = ?t0.elapsed(), "unmounted");
-        self.inner
-            .network
-            .detach(id)
-            .await
-            .map_err(EngineError::Network)?;
+        self.unmount_and_detach(id).await?;
         tracing::debug!(instance = %id, elapsed = ?t0.elapsed(), "unmounted and detached");
         self.inner.cgroups.remove(&cgroups::instance_cgroup(id));
         tracing::debug!(instance = %id, elapsed = ?t0.elapsed(), "cgroups removed");
@@ -203,6 +198,22 @@ impl LocalEngine {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(io_err(format!("cannot remove {}", dir.dir.display()))(e)),
         }
+    }
+
+    /// Unmounts the instance's file systems and detaches its network; idempotent. Only once
+    /// its containers are dead.
+    async fn unmount_and_detach(&self, id: &str) -> Result<(), EngineError> {
+        // Deepest first: volume tmpfs inside nothing, rootfs overlays.
+        let mut mounts = self.inner.mounter.mounts_under(&self.dir(id).dir);
+        mounts.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+        for m in mounts {
+            self.inner.mounter.unmount(&m)?;
+        }
+        self.inner
+            .network
+            .detach(id)
+            .await
+            .map_err(EngineError::Network)
     }
 
     /// Deletes what removals moved aside, on a background thread; at most one sweep at a time.

@@ -12,8 +12,8 @@ use tracing::Instrument;
 use super::cni::{Chain, CniCommand, CniResult, Invocation, PluginExec};
 use super::config::{self, NetworkConfig, INSTANCE_IFNAME};
 use super::exec::HostPlugins;
-use super::forward;
-use super::masquerade::{self, HostIptables};
+use super::host_rules;
+use super::masquerade::HostIptables;
 use super::netns::{HostNamespaces, Namespaces};
 use super::pool::Pool;
 use super::portmap::{self, PortMapping};
@@ -51,8 +51,11 @@ impl Network {
             Some(subnet) => subnet,
             None => host_subnet(&cfg)?,
         };
-        masquerade::apply(&HostIptables, &cfg.name, subnet, cfg.masquerade)?;
-        forward::apply(&HostIptables, &cfg.name, &cfg.bridge, true)?;
+        std::fs::create_dir_all(&cfg.state_dir).map_err(|source| NetworkError::WriteConfig {
+            path: cfg.state_dir.clone(),
+            source,
+        })?;
+        host_rules::apply(&HostIptables, &cfg, subnet)?;
         let namespaces =
             HostNamespaces::prepare(&cfg.netns_dir).map_err(NetworkError::PrepareNetns)?;
         Self::with_parts(cfg, subnet, Arc::new(plugins), Arc::new(namespaces))

@@ -41,6 +41,13 @@ pub struct NetworkConfig {
     /// Namespaces kept attached ahead of demand: attach then takes one in about a millisecond
     /// instead of running the plugins (~10-30 ms). Each holds an address and a veth.
     pub warm_pool: usize,
+    /// Whether this process tops the warm pool up by itself, in a background task after
+    /// attaches and orphan cleanup: for a long-running process (the host agent). A short-lived
+    /// one (each `nodeless runtime` command) sets false, as its exit would cut the task off
+    /// mid-spare (a namespace and lease left for the next orphan cleanup), and calls
+    /// [`super::Network::fill_warm_pool`] where it can wait for it. Attach takes spares
+    /// either way.
+    pub fill_in_background: bool,
     /// Orphan cleanup also reclaims namespaces under `netns_prefix` and leases in the lease
     /// dir that no record of this state dir accounts for (left when a state dir was lost).
     /// Only for the one engine that owns this network name, bridge and prefix on the host:
@@ -67,6 +74,7 @@ impl NetworkConfig {
             ipam_data_dir: "/var/lib/cni/networks".into(),
             plugin_timeout: Duration::from_secs(60),
             warm_pool: 2,
+            fill_in_background: true,
             reclaim_unrecorded: false,
         }
     }

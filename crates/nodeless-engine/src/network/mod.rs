@@ -10,8 +10,9 @@
 //!
 //! Egress masquerading (optional) is one nat rule for the whole subnet, and forwarding is
 //! accepted for the bridge (hosts with Docker drop it by default), both set when the network
-//! opens (`masquerade.rs`, `forward.rs`), so attach and detach run no iptables unless ports
-//! are published.
+//! opens (`masquerade.rs`, `forward.rs`; `host_rules.rs` skips the check while the kernel's
+//! ruleset is unchanged since the last one), so attach and detach run no iptables unless
+//! ports are published.
 //!
 //! Namespaces are named files, `/run/netns/nodeless-<id>`, so a restarted engine finds them.
 //! Detach runs DEL with the cached ADD result and an empty `CNI_NETNS` (the plugins then only
@@ -38,6 +39,7 @@ pub mod cni;
 pub mod config;
 pub mod exec;
 pub mod forward;
+mod host_rules;
 pub mod masquerade;
 pub mod netns;
 mod orphans;

@@ -13,6 +13,8 @@
 //! A filler task tops the pool up after each attach and orphan cleanup (not on open, so
 //! short-lived processes that only look around start nothing), one spare at a time; it stops
 //! when the last `Network` clone goes, leaving a half-made spare dead for the next cleanup.
+//! Short-lived processes turn it off (`NetworkConfig::fill_in_background`) and call
+//! `fill_warm_pool` themselves, waiting for it before they exit.
 
 use std::collections::BTreeSet;
 use std::fs::File;
@@ -169,7 +171,7 @@ impl Network {
     /// Fills the warm pool now and waits until every spare is ready, including those another
     /// task or process is making (engine start-up, benchmarks, tests).
     pub async fn warm_up(&self) -> Result<(), NetworkError> {
-        while self.add_spare().await? {}
+        self.fill_warm_pool().await?;
         let deadline = tokio::time::Instant::now() + self.inner.cfg.plugin_timeout;
         while self
             .spares()?
@@ -179,6 +181,14 @@ impl Network {
         {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
+        Ok(())
+    }
+
+    /// Makes spares until the pool is full, counting those others are making, without
+    /// waiting for theirs: how a process that does not fill in the background
+    /// (`NetworkConfig::fill_in_background`) tops the pool up after taking a spare.
+    pub async fn fill_warm_pool(&self) -> Result<(), NetworkError> {
+        while self.add_spare().await? {}
         Ok(())
     }
 
@@ -214,7 +224,7 @@ impl Network {
 
     /// Starts the filler unless it runs or there is no runtime to run it on.
     pub(super) fn fill_pool_in_background(&self) {
-        if self.inner.pool.target == 0 {
+        if self.inner.pool.target == 0 || !self.inner.cfg.fill_in_background {
             return;
         }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {

@@ -278,7 +278,10 @@ pub async fn read_run(
         return Ok(());
     }
     // Poll quickly while output flows or just stopped, slower when the container is quiet.
-    let mut idle = Duration::from_millis(5);
+    // Quickly at first too: `run` follows until the exit of containers that often live for
+    // milliseconds, and each poll is a stat, a read and a status file.
+    const FIRST_POLL: Duration = Duration::from_millis(1);
+    let mut idle = FIRST_POLL;
     loop {
         let done = finished();
         let mut fresh = Vec::new();
@@ -300,7 +303,7 @@ pub async fn read_run(
             return Ok(());
         }
         if got {
-            idle = Duration::from_millis(5);
+            idle = FIRST_POLL;
         } else {
             tokio::time::sleep(idle).await;
             idle = (idle * 2).min(Duration::from_millis(100));
