@@ -7,7 +7,7 @@ if [ "$(id -u)" != 0 ]; then echo "skipped: the instance engine needs root"; ech
 WORK=$(mktemp -d /tmp/nodeless-e2e-runtime.XXXXXX)
 RPORT=$(free_port)
 ROOT="$WORK/engine"
-trap 'for n in web; do "$NODELESS_BIN" runtime --root "$ROOT" rm -f "$n" >/dev/null 2>&1; done; stop_registry; rm -rf "$WORK"' EXIT
+trap 'for n in web; do "$NODELESS_BIN" runtime --root "$ROOT" rm -f "$n" >/dev/null 2>&1; done; "$NODELESS_BIN" runtime --root "$ROOT" prune >/dev/null 2>&1; stop_registry; rm -rf "$WORK"' EXIT
 start_registry "$WORK/registry" "$RPORT" || exit 1
 bash "$(dirname "$0")/../../scripts/test-images.sh" "127.0.0.1:$RPORT" >/dev/null || { echo "cannot push test images"; exit 1; }
 # A wrapper on disk, so pipelines and `bash -c` can use it too.

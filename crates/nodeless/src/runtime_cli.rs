@@ -34,6 +34,9 @@ pub enum RuntimeCommand {
     Pull { image: String },
     /// List images.
     Images,
+    /// Release the warm network pool's spare namespaces and their addresses (before
+    /// removing an engine root, or to reclaim addresses); instances are not touched.
+    Prune,
     /// Remove an image.
     Rmi { image: String },
     /// Run a container in a new instance.
@@ -162,6 +165,10 @@ pub async fn run(args: RuntimeArgs) -> anyhow::Result<i32> {
                 ]);
             }
             out.print();
+            Ok(0)
+        }
+        RuntimeCommand::Prune => {
+            host_network(&root)?.drain_warm_pool().await?;
             Ok(0)
         }
         RuntimeCommand::Rmi { image } => {
