@@ -9,7 +9,9 @@
 //! - being written: `replicaset`, `deployment`, `statefulset`, `job`, `cronjob`,
 //!   `endpoints` (Endpoints and EndpointSlices), `pdb`, `leader`.
 
+pub mod deployment;
 pub mod pods;
+pub mod replicaset;
 
 use std::time::Duration;
 

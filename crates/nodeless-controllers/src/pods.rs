@@ -102,6 +102,21 @@ pub fn is_available(pod: &Pod, min_ready_seconds: i32, now: DateTime<Utc>) -> bo
     }
 }
 
+/// A matcher for a `metav1.LabelSelector`; None when the selector is malformed (upstream
+/// controllers then act on no Pods).
+pub fn selector_matcher(
+    selector: &k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector,
+) -> Option<nodeless_core::selector::LabelSelector> {
+    let value = serde_json::to_value(selector).ok()?;
+    nodeless_core::selector::LabelSelector::from_json(&value).ok()
+}
+
+/// Whether `selector` selects the object described by `meta` (by its labels).
+pub fn selects(selector: &nodeless_core::selector::LabelSelector, meta: &ObjectMeta) -> bool {
+    static EMPTY: std::collections::BTreeMap<String, String> = std::collections::BTreeMap::new();
+    selector.matches(meta.labels.as_ref().unwrap_or(&EMPTY))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
