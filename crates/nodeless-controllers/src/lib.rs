@@ -10,6 +10,7 @@
 //!   `endpoints` (Endpoints and EndpointSlices), `pdb`, `leader`.
 
 pub mod deployment;
+pub mod job;
 pub mod pods;
 pub mod replicaset;
 
