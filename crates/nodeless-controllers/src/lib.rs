@@ -10,6 +10,7 @@
 //!   `endpoints` (Endpoints and EndpointSlices), `pdb`, `leader`.
 
 pub mod deployment;
+pub mod endpoints;
 pub mod job;
 pub mod pods;
 pub mod replicaset;
@@ -59,4 +60,41 @@ pub enum ControllerError {
         controller: &'static str,
         message: String,
     },
+}
+
+/// Keeps `writer`'s store a mirror of `api` (watch restarts back off), handing every watch
+/// event to `on_event` once the store has applied it. Never ends while the API is there to
+/// watch; callers stop it by dropping it. Boxed, so the futures of controllers holding
+/// several of these stay provably `Send`.
+pub(crate) fn reflect<K, F>(
+    api: kube::Api<K>,
+    config: kube::runtime::watcher::Config,
+    writer: kube::runtime::reflector::store::Writer<K>,
+    mut on_event: F,
+) -> futures::future::BoxFuture<'static, ()>
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+    F: FnMut(&kube::runtime::watcher::Event<K>) + Send + 'static,
+{
+    use futures::{FutureExt, StreamExt};
+    use kube::runtime::WatchStreamExt;
+    let kind = K::kind(&()).into_owned();
+    let stream = kube::runtime::watcher(api, config)
+        .default_backoff()
+        .reflect(writer);
+    stream
+        .for_each(move |event| {
+            match event {
+                Ok(event) => on_event(&event),
+                Err(e) => tracing::warn!(kind = %kind, error = %e, "watch failed; retrying"),
+            }
+            futures::future::ready(())
+        })
+        .boxed()
 }
