@@ -33,6 +33,8 @@ pub use upstream::{Upstream, UpstreamError};
 const TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the kube-dns Service and EndpointSlice are checked and repaired.
 const KUBE_DNS_RESYNC: Duration = Duration::from_secs(30);
+/// The least time between two checks prompted by changes in the cluster.
+const KUBE_DNS_MIN_INTERVAL: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone)]
 pub struct DnsConfig {
@@ -122,7 +124,7 @@ pub async fn run(
         address: config.advertise,
         port,
     };
-    let keep = keep_kube_dns(client, target, shutdown.clone());
+    let keep = keep_kube_dns(client, target, view.records(), shutdown.clone());
     tokio::select! {
         () = keep => {}
         () = shutdown.cancelled() => {}
@@ -132,10 +134,17 @@ pub async fn run(
     server.shutdown_gracefully().await.map_err(DnsError::Serve)
 }
 
-/// Ensures the kube-dns Service and EndpointSlice now and every [`KUBE_DNS_RESYNC`]; failures
-/// are logged and retried (the API server may be restarting).
-async fn keep_kube_dns(client: Client, target: kube_dns::Target, shutdown: CancellationToken) {
+/// Ensures the kube-dns Service and EndpointSlice now, after changes in the cluster (at most
+/// every [`KUBE_DNS_MIN_INTERVAL`]) and every [`KUBE_DNS_RESYNC`]; failures are logged and
+/// retried (the API server may be restarting).
+async fn keep_kube_dns(
+    client: Client,
+    target: kube_dns::Target,
+    mut changes: tokio::sync::watch::Receiver<Option<std::sync::Arc<Records>>>,
+    shutdown: CancellationToken,
+) {
     let mut delay = Duration::from_millis(500);
+    let mut watching = true;
     loop {
         let next = match kube_dns::ensure(&client, target).await {
             Ok(()) => {
@@ -150,6 +159,12 @@ async fn keep_kube_dns(client: Client, target: kube_dns::Target, shutdown: Cance
         };
         tokio::select! {
             () = tokio::time::sleep(next) => {}
+            changed = changes.changed(), if watching => {
+                // Once the view is gone only the periodic check is left.
+                watching = changed.is_ok();
+                tokio::time::sleep(KUBE_DNS_MIN_INTERVAL).await;
+                changes.borrow_and_update();
+            }
             () = shutdown.cancelled() => return,
         }
     }
