@@ -9,6 +9,8 @@ use super::{Context, TranslateError};
 
 /// resolv.conf allows three nameservers; the kubelet drops the rest.
 const MAX_NAMESERVERS: usize = 3;
+const MAX_SEARCHES: usize = 32;
+const MAX_SEARCH_CHARS: usize = 2048;
 
 /// The Pod's DNS settings. An empty result means "the host's resolvers", which the engine
 /// fills in itself (dropping loopback resolvers an instance cannot reach).
@@ -22,13 +24,22 @@ pub(super) fn dns_config(pod: &Pod, ctx: &Context) -> DnsConfig {
     let cluster = matches!(policy, "ClusterFirst" | "ClusterFirstWithHostNet");
     let mut base = if cluster && !ctx.cluster_dns.is_empty() {
         let domain = &ctx.cluster_domain;
+        let mut searches = vec![
+            format!("{namespace}.svc.{domain}"),
+            format!("svc.{domain}"),
+            domain.clone(),
+        ];
+        // The host's search domains follow the cluster's, as the kubelet does; its options
+        // do not (ndots:5 is what makes the cluster search path work).
+        for host in host_dns(&ctx.host_resolv_conf).searches {
+            let host = host.trim_end_matches('.').to_string();
+            if !host.is_empty() && !searches.contains(&host) {
+                searches.push(host);
+            }
+        }
         DnsConfig {
             nameservers: ctx.cluster_dns.clone(),
-            searches: vec![
-                format!("{namespace}.svc.{domain}"),
-                format!("svc.{domain}"),
-                domain.clone(),
-            ],
+            searches,
             options: vec!["ndots:5".into()],
         }
     } else if policy == "None" {
@@ -63,7 +74,23 @@ pub(super) fn dns_config(pod: &Pod, ctx: &Context) -> DnsConfig {
         }
     }
     base.nameservers.truncate(MAX_NAMESERVERS);
+    limit_searches(&mut base.searches);
     base
+}
+
+/// resolv.conf's limits as the kubelet applies them: at most 32 search domains, 2048
+/// characters in all.
+fn limit_searches(searches: &mut Vec<String>) {
+    searches.truncate(MAX_SEARCHES);
+    let mut total = 0;
+    let keep = searches
+        .iter()
+        .take_while(|s| {
+            total += s.len() + 1;
+            total <= MAX_SEARCH_CHARS
+        })
+        .count();
+    searches.truncate(keep);
 }
 
 /// The host's resolv.conf without loopback resolvers, unreachable from an instance.

@@ -624,11 +624,64 @@ fn cluster_first_dns_uses_the_cluster_servers_and_search_path() {
         .expect("spec")
         .dns;
     assert_eq!(dns.nameservers, ["10.96.0.10"]);
+    // The host's search domain ("corp") follows the cluster's.
     assert_eq!(
         dns.searches,
-        ["ns.svc.cluster.local", "svc.cluster.local", "cluster.local"]
+        [
+            "ns.svc.cluster.local",
+            "svc.cluster.local",
+            "cluster.local",
+            "corp"
+        ]
     );
     assert_eq!(dns.options, ["ndots:5"]);
+}
+
+#[test]
+fn cluster_first_dns_config_merges_after_the_cluster_settings() {
+    let mut c = ctx();
+    c.cluster_dns = vec!["10.96.0.10".into()];
+    c.host_resolv_conf = "nameserver 10.0.0.2\nsearch corp. cluster.local\noptions rotate\n".into();
+    let p = pod(json!({"containers": [{"name": "a", "image": "x"}],
+        "dnsConfig": {"nameservers": ["1.1.1.1"], "searches": ["example.com", "corp"],
+                      "options": [{"name": "ndots", "value": "2"}, {"name": "edns0"}]}}));
+    let dns = instance_spec(&p, &Sources::default(), &c)
+        .expect("spec")
+        .dns;
+    assert_eq!(dns.nameservers, ["10.96.0.10", "1.1.1.1"]);
+    assert_eq!(
+        dns.searches,
+        [
+            "ns.svc.cluster.local",
+            "svc.cluster.local",
+            "cluster.local",
+            "corp",
+            "example.com"
+        ]
+    );
+    // The host's options are not carried over; the Pod's override ndots by name.
+    assert_eq!(dns.options, ["ndots:2", "edns0"]);
+}
+
+#[test]
+fn search_domains_are_capped_as_resolv_conf_allows() {
+    let mut c = ctx();
+    c.cluster_dns = vec!["10.96.0.10".into()];
+    let many: Vec<String> = (0..40).map(|i| format!("d{i}.example")).collect();
+    let p = pod(json!({"containers": [{"name": "a", "image": "x"}],
+        "dnsConfig": {"searches": many}}));
+    let dns = instance_spec(&p, &Sources::default(), &c)
+        .expect("spec")
+        .dns;
+    assert_eq!(dns.searches.len(), 32);
+    let long: Vec<String> = (0..20).map(|i| format!("{i}{}", "x".repeat(200))).collect();
+    let p = pod(
+        json!({"dnsPolicy": "None", "containers": [{"name": "a", "image": "x"}],
+        "dnsConfig": {"nameservers": ["9.9.9.9"], "searches": long}}),
+    );
+    let dns = build(&p).dns;
+    assert!(dns.searches.iter().map(|s| s.len() + 1).sum::<usize>() <= 2048);
+    assert_eq!(dns.searches.len(), 10);
 }
 
 #[test]
