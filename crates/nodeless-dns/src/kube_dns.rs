@@ -53,7 +53,6 @@ pub fn desired_service(target: Target) -> Value {
             "namespace": NAMESPACE,
             "labels": {
                 "k8s-app": "kube-dns",
-                "kubernetes.io/name": "CoreDNS",
                 "app.kubernetes.io/managed-by": MANAGER,
             },
         },

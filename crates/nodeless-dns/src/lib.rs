@@ -237,3 +237,43 @@ fn error_chain(error: &dyn std::error::Error) -> String {
     }
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_address_not_on_this_host_is_waited_for_then_reported_clearly() {
+        // TEST-NET-1: on no interface of any host.
+        let addr: SocketAddr = "192.0.2.1:5353".parse().expect("addr");
+        let started = tokio::time::Instant::now();
+        let err = bind(addr, Duration::from_millis(1500), &CancellationToken::new())
+            .await
+            .expect_err("not on this host");
+        assert!(started.elapsed() >= Duration::from_secs(1), "did not wait");
+        let text = err.to_string();
+        assert!(text.contains("192.0.2.1:5353"), "{text}");
+        assert!(text.contains("nodeless0"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn shutdown_ends_the_wait_for_the_address() {
+        let addr: SocketAddr = "192.0.2.1:5353".parse().expect("addr");
+        let shutdown = CancellationToken::new();
+        shutdown.cancel();
+        let bound = bind(addr, Duration::from_secs(60), &shutdown)
+            .await
+            .expect("no error");
+        assert!(bound.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_taken_port_fails_at_once_naming_the_likely_cause() {
+        let taken = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let addr = taken.local_addr().expect("addr");
+        let err = bind(addr, Duration::from_secs(60), &CancellationToken::new())
+            .await
+            .expect_err("port taken");
+        assert!(err.to_string().contains("port is taken"), "{err}");
+    }
+}
