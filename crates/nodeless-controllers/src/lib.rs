@@ -14,6 +14,7 @@ pub mod endpoints;
 pub mod job;
 pub mod pods;
 pub mod replicaset;
+pub mod statefulset;
 
 use std::time::Duration;
 
