@@ -58,10 +58,10 @@ pub struct Ruleset {
     /// ClientIP affinity sets: name → timeout in seconds.
     pub affinity_sets: BTreeMap<String, u32>,
     pub cluster_ips: BTreeSet<Ipv4Addr>,
-    /// Elements of `service-ips`: `vip . proto . port : goto chain`.
-    pub service_ips: Vec<String>,
-    /// Elements of `no-endpoint-services`: `vip . proto . port : goto reject-chain`.
-    pub no_endpoint: Vec<String>,
+    /// Elements of `service-ips`: `vip . proto . port` → `goto <service chain>`.
+    pub service_ips: BTreeMap<String, String>,
+    /// Elements of `no-endpoint-services`: `vip . proto . port` → `goto reject-chain`.
+    pub no_endpoint: BTreeMap<String, String>,
 }
 
 /// The ruleset for `ports` (as `model::service_ports` returns them).
@@ -71,18 +71,18 @@ pub fn build(config: &RulesConfig, ports: &[ServicePort]) -> Ruleset {
         chains: BTreeMap::new(),
         affinity_sets: BTreeMap::new(),
         cluster_ips: BTreeSet::new(),
-        service_ips: Vec::new(),
-        no_endpoint: Vec::new(),
+        service_ips: BTreeMap::new(),
+        no_endpoint: BTreeMap::new(),
     };
     for sp in ports {
         rs.cluster_ips.insert(sp.cluster_ip);
         let key = format!("{} . {} . {}", sp.cluster_ip, sp.protocol, sp.port);
         if sp.endpoints.is_empty() {
-            rs.no_endpoint.push(format!("{key} : goto {REJECT_CHAIN}"));
+            rs.no_endpoint.insert(key, format!("goto {REJECT_CHAIN}"));
             continue;
         }
         let chain = service_chain(sp);
-        rs.service_ips.push(format!("{key} : goto {chain}"));
+        rs.service_ips.insert(key, format!("goto {chain}"));
         let rules = service_rules(config, sp);
         rs.chains.insert(chain, rules);
         for ep in &sp.endpoints {

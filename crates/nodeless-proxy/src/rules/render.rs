@@ -17,8 +17,11 @@ pub fn render_full(rs: &Ruleset) -> String {
     for (name, timeout) in &rs.affinity_sets {
         add_set(&mut out, t, name, *timeout);
     }
-    for (name, rules) in &rs.chains {
+    // Every chain exists before any rule jumps to one.
+    for name in rs.chains.keys() {
         line(&mut out, format_args!("add chain ip {t} {name}"));
+    }
+    for (name, rules) in &rs.chains {
         for rule in rules {
             line(&mut out, format_args!("add rule ip {t} {name} {rule}"));
         }
@@ -27,21 +30,64 @@ pub fn render_full(rs: &Ruleset) -> String {
     out
 }
 
-/// Turns the table from `prev` (as last applied) into `next` in place. Unlike replacing the
-/// table, this keeps the affinity sets' entries of endpoints that stay, so clients keep
-/// their endpoint across endpoint changes elsewhere in the Service.
+/// Turns the table from `prev` (as last applied) into `next` in place, touching only what
+/// differs: one endpoint changing among a thousand Services is a handful of lines, not a
+/// rewrite of every chain. It also keeps the affinity sets' entries of endpoints that stay,
+/// so clients keep their endpoint across changes elsewhere in the Service.
 pub fn render_update(prev: &Ruleset, next: &Ruleset) -> String {
     let t = &next.config.table;
     let mut out = String::new();
-    // Emptying maps and chains first drops every reference, so chains and sets that go
-    // can be deleted below in the same transaction.
-    line(&mut out, format_args!("flush set ip {t} {CLUSTER_IPS_SET}"));
-    line(&mut out, format_args!("flush map ip {t} {SERVICE_IPS_MAP}"));
-    line(&mut out, format_args!("flush map ip {t} {NO_ENDPOINT_MAP}"));
-    for name in prev.chains.keys() {
+    // Sets whose timeout changes are recreated, so chains naming them are rewritten too.
+    let recreated: Vec<&String> = prev
+        .affinity_sets
+        .iter()
+        .filter(|(name, timeout)| next.affinity_sets.get(*name).is_some_and(|t| t != *timeout))
+        .map(|(name, _)| name)
+        .collect();
+    let names_recreated = |rules: &[String]| {
+        recreated
+            .iter()
+            .any(|set| rules.iter().any(|r| r.contains(&format!("@{set} "))))
+    };
+    let rewritten: Vec<&String> = next
+        .chains
+        .iter()
+        .filter(|(name, rules)| {
+            prev.chains.get(*name).is_some_and(|old| old != *rules) || names_recreated(rules)
+        })
+        .map(|(name, _)| name)
+        .collect();
+    let gone: Vec<&String> = prev
+        .chains
+        .keys()
+        .filter(|name| !next.chains.contains_key(*name))
+        .collect();
+
+    // References go first (map elements, then chain contents), so chains and sets can be
+    // deleted further down the same transaction.
+    for (map, old, new) in [
+        (SERVICE_IPS_MAP, &prev.service_ips, &next.service_ips),
+        (NO_ENDPOINT_MAP, &prev.no_endpoint, &next.no_endpoint),
+    ] {
+        for (key, verdict) in old {
+            if new.get(key) != Some(verdict) {
+                line(
+                    &mut out,
+                    format_args!("delete element ip {t} {map} {{ {key} }}"),
+                );
+            }
+        }
+    }
+    for ip in prev.cluster_ips.difference(&next.cluster_ips) {
+        line(
+            &mut out,
+            format_args!("delete element ip {t} {CLUSTER_IPS_SET} {{ {ip} }}"),
+        );
+    }
+    for name in rewritten.iter().chain(&gone) {
         line(&mut out, format_args!("flush chain ip {t} {name}"));
     }
-    for name in prev.chains.keys().filter(|n| !next.chains.contains_key(*n)) {
+    for name in &gone {
         line(&mut out, format_args!("delete chain ip {t} {name}"));
     }
     for (name, timeout) in &prev.affinity_sets {
@@ -54,14 +100,42 @@ pub fn render_update(prev: &Ruleset, next: &Ruleset) -> String {
             add_set(&mut out, t, name, *timeout);
         }
     }
-    for (name, rules) in &next.chains {
-        // `add chain` leaves an existing chain (emptied above) in place.
+    let added = || next.chains.keys().filter(|n| !prev.chains.contains_key(*n));
+    for name in added() {
         line(&mut out, format_args!("add chain ip {t} {name}"));
-        for rule in rules {
-            line(&mut out, format_args!("add rule ip {t} {name} {rule}"));
+    }
+    for (name, rules) in &next.chains {
+        if !prev.chains.contains_key(name) || rewritten.contains(&name) {
+            for rule in rules {
+                line(&mut out, format_args!("add rule ip {t} {name} {rule}"));
+            }
         }
     }
-    elements(&mut out, next);
+    let added_ips: Vec<String> = next
+        .cluster_ips
+        .difference(&prev.cluster_ips)
+        .map(ToString::to_string)
+        .collect();
+    if !added_ips.is_empty() {
+        let ips = added_ips.join(" , ");
+        line(
+            &mut out,
+            format_args!("add element ip {t} {CLUSTER_IPS_SET} {{ {ips} }}"),
+        );
+    }
+    for (map, old, new) in [
+        (SERVICE_IPS_MAP, &prev.service_ips, &next.service_ips),
+        (NO_ENDPOINT_MAP, &prev.no_endpoint, &next.no_endpoint),
+    ] {
+        for (key, verdict) in new {
+            if old.get(key) != Some(verdict) {
+                line(
+                    &mut out,
+                    format_args!("add element ip {t} {map} {{ {key} : {verdict} }}"),
+                );
+            }
+        }
+    }
     out
 }
 
@@ -151,17 +225,16 @@ fn elements(out: &mut String, rs: &Ruleset) {
             ),
         );
     }
-    for e in &rs.service_ips {
-        line(
-            out,
-            format_args!("add element ip {t} {SERVICE_IPS_MAP} {{ {e} }}"),
-        );
-    }
-    for e in &rs.no_endpoint {
-        line(
-            out,
-            format_args!("add element ip {t} {NO_ENDPOINT_MAP} {{ {e} }}"),
-        );
+    for (map, elements) in [
+        (SERVICE_IPS_MAP, &rs.service_ips),
+        (NO_ENDPOINT_MAP, &rs.no_endpoint),
+    ] {
+        for (key, verdict) in elements {
+            line(
+                out,
+                format_args!("add element ip {t} {map} {{ {key} : {verdict} }}"),
+            );
+        }
     }
 }
 

@@ -1,6 +1,6 @@
 use super::*;
 use crate::fixtures::{service, slice, with_affinity, READY};
-use crate::model::{service_ports, Protocol};
+use crate::model::{service_ports, Endpoint, Protocol};
 
 fn config() -> RulesConfig {
     RulesConfig {
@@ -53,7 +53,7 @@ fn one_endpoint_service_renders_service_and_endpoint_chains_and_map_entry() {
     );
     assert_eq!(
         rs.service_ips,
-        [format!("10.96.0.20 . tcp . 80 : goto {svc}")]
+        BTreeMap::from([("10.96.0.20 . tcp . 80".to_string(), format!("goto {svc}"))])
     );
     assert!(rs.no_endpoint.is_empty());
     let script = render_full(&rs);
@@ -119,7 +119,10 @@ fn a_service_without_endpoints_rejects_instead_of_getting_chains() {
     assert!(rs.service_ips.is_empty());
     assert_eq!(
         rs.no_endpoint,
-        ["10.96.0.20 . tcp . 80 : goto reject-chain"]
+        BTreeMap::from([(
+            "10.96.0.20 . tcp . 80".to_string(),
+            "goto reject-chain".to_string()
+        )])
     );
     assert!(rs.cluster_ips.contains(&Ipv4Addr::new(10, 96, 0, 20)));
     let script = render_full(&rs);
@@ -200,7 +203,7 @@ fn udp_ports_dnat_udp() {
     let rs = build(&config(), &ports);
     let ep = &rs.chains[&endpoint_chain(&ports[0], &ports[0].endpoints[0])];
     assert_eq!(ep[1], "meta l4proto udp dnat to 10.88.0.1:53");
-    assert!(rs.service_ips[0].starts_with("10.96.0.10 . udp . 53 : goto service-"));
+    assert!(rs.service_ips["10.96.0.10 . udp . 53"].starts_with("goto service-"));
 }
 
 #[test]
@@ -211,30 +214,123 @@ fn unchanged_services_build_an_equal_ruleset() {
 }
 
 #[test]
-fn an_update_empties_every_old_chain_then_deletes_only_the_ones_that_went() {
+fn an_update_touches_only_chains_that_changed_and_deletes_the_ones_that_went() {
     let prev = build(&config(), &web(&["10.88.0.5", "10.88.0.6"], false));
     let ports = web(&["10.88.0.6", "10.88.0.7"], false);
     let next = build(&config(), &ports);
     let script = render_update(&prev, &next);
-    let gone = endpoint_chain(
-        &web(&["10.88.0.5"], false)[0],
-        &web(&["10.88.0.5"], false)[0].endpoints[0],
-    );
-    assert_eq!(lines_with(&script, "flush chain").len(), 3, "{script}");
+    let sp = &ports[0];
+    let chain_of = |ip: &str| {
+        let ep = prev_endpoint(ip);
+        endpoint_chain(sp, &ep)
+    };
     assert_eq!(
-        lines_with(&script, "delete chain"),
-        [format!("delete chain ip nodeless {gone}")]
-    );
-    let last_flush = script.rfind("flush ").expect("flush");
-    let first_delete = script.find("delete ").expect("delete");
-    let first_add = script.find("add ").expect("add");
-    assert!(
-        last_flush < first_delete && first_delete < first_add,
+        lines_with(&script, "flush chain"),
+        [
+            format!("flush chain ip nodeless {}", service_chain(sp)),
+            format!("flush chain ip nodeless {}", chain_of("10.88.0.5")),
+        ],
         "{script}"
     );
+    assert_eq!(
+        lines_with(&script, "delete chain"),
+        [format!(
+            "delete chain ip nodeless {}",
+            chain_of("10.88.0.5")
+        )]
+    );
+    assert_eq!(
+        lines_with(&script, "add chain"),
+        [format!("add chain ip nodeless {}", chain_of("10.88.0.7"))]
+    );
+    // The endpoint that stays is not touched at all.
+    assert!(lines_with(&script, &chain_of("10.88.0.6"))
+        .iter()
+        .all(|l| l.contains("numgen")));
+    // Removals before additions: nothing is deleted while still referenced.
+    let last_removal = ["flush ", "delete "]
+        .iter()
+        .filter_map(|w| script.rfind(w))
+        .max()
+        .expect("removals");
+    let first_add = script.find("add ").expect("additions");
+    assert!(last_removal < first_add, "{script}");
     assert!(!script.contains("delete table"));
-    assert!(script.contains("flush map ip nodeless service-ips\n"));
+    // The service's map entry still points at the same chain: left alone.
+    assert!(!script.contains("service-ips"), "{script}");
     assert!(script.contains("10.88.0.7:8080"));
+}
+
+fn prev_endpoint(ip: &str) -> Endpoint {
+    Endpoint {
+        ip: ip.parse().expect("test ip"),
+        port: 8080,
+    }
+}
+
+#[test]
+fn an_update_of_one_service_among_many_leaves_the_others_alone() {
+    let svcs: Vec<_> = (1..=50)
+        .map(|i| {
+            service(
+                "ns",
+                &format!("s{i}"),
+                &format!("10.96.1.{i}"),
+                &[("", "TCP", 80)],
+            )
+        })
+        .collect();
+    let slices: Vec<_> = (1..=50)
+        .map(|i| {
+            let ip = if i == 7 {
+                "10.88.9.9".to_string()
+            } else {
+                format!("10.88.1.{i}")
+            };
+            (i, ip)
+        })
+        .map(|(i, ip)| {
+            slice(
+                "ns",
+                &format!("s{i}"),
+                "x",
+                &[(ip.as_str(), READY)],
+                &[("", "TCP", 80)],
+            )
+        })
+        .collect();
+    let before: Vec<_> = (1..=50)
+        .map(|i| {
+            let ip = format!("10.88.1.{i}");
+            slice(
+                "ns",
+                &format!("s{i}"),
+                "x",
+                &[(ip.as_str(), READY)],
+                &[("", "TCP", 80)],
+            )
+        })
+        .collect();
+    let prev = build(&config(), &service_ports(&svcs, &before));
+    let next = build(&config(), &service_ports(&svcs, &slices));
+    let script = render_update(&prev, &next);
+    // s7's service chain rewritten, its old endpoint chain gone, a new one added.
+    assert_eq!(script.lines().count(), 8, "{script}");
+    assert!(script.lines().all(|l| l.contains("ns/s7/")), "{script}");
+}
+
+#[test]
+fn a_service_losing_its_endpoints_moves_from_service_ips_to_no_endpoint_services() {
+    let prev = build(&config(), &web(&["10.88.0.5"], false));
+    let next = build(&config(), &web(&[], false));
+    let script = render_update(&prev, &next);
+    assert!(script.contains("delete element ip nodeless service-ips { 10.96.0.20 . tcp . 80 }\n"));
+    assert!(script.contains(
+        "add element ip nodeless no-endpoint-services { 10.96.0.20 . tcp . 80 : goto reject-chain }\n"
+    ));
+    assert_eq!(lines_with(&script, "delete chain").len(), 2);
+    // The ClusterIP stays allocated.
+    assert!(!script.contains("cluster-ips"));
 }
 
 #[test]
