@@ -80,7 +80,6 @@ pub fn calculate(
         )),
         observed_generation: rs.metadata.generation,
         conditions: (!conditions.is_empty()).then_some(conditions),
-        ..Default::default()
     }
 }
 
