@@ -12,6 +12,7 @@
 //!   controller while this copy leads.
 //! - being written: `replicaset`, `deployment`, `statefulset`, `job`, `cronjob`.
 
+pub mod cronjob;
 pub mod deployment;
 pub mod endpoints;
 pub mod job;
