@@ -281,3 +281,41 @@ async fn a_suspended_job_runs_nothing_until_resumed_and_a_finished_one_expires_a
     .await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn a_settled_job_is_not_rewritten() -> anyhow::Result<()> {
+    let c = cluster(nodeless_controllers::job::run).await?;
+    create_job(
+        &c.client,
+        "calm",
+        json!({"completions": 2, "parallelism": 1, "completionMode": "Indexed"}),
+    )
+    .await?;
+    let pods = pods_of(&c.client, "calm", 1).await?;
+    set_running(&c.client, NS, &pods[0], true).await?;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let before = job(&c.client, "calm").await?.metadata.resource_version;
+    tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
+    assert_eq!(
+        job(&c.client, "calm").await?.metadata.resource_version,
+        before,
+        "a running Job"
+    );
+    set_finished(&c.client, NS, &pods[0], "Succeeded").await?;
+    let next = eventually("index 1 starts", || async {
+        let live = names(&live_pods(&c.client, NS, "job-name=calm").await?);
+        Ok(live.into_iter().find(|n| *n != pods[0]))
+    })
+    .await?;
+    set_finished(&c.client, NS, &next, "Succeeded").await?;
+    wait_condition(&c.client, "calm", "Complete").await?;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let before = job(&c.client, "calm").await?.metadata.resource_version;
+    tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
+    assert_eq!(
+        job(&c.client, "calm").await?.metadata.resource_version,
+        before,
+        "a finished Job"
+    );
+    Ok(())
+}

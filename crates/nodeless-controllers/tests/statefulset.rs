@@ -103,6 +103,12 @@ async fn ordered_pods_start_one_after_another_and_a_deleted_one_returns_under_it
         .await?;
     assert_eq!(names_of(&revs.items), [revision]);
 
+    // Settled: no more writes.
+    let sets: Api<StatefulSet> = Api::namespaced(c.client.clone(), NS);
+    let before = sets.get("web").await?.metadata.resource_version;
+    tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
+    assert_eq!(sets.get("web").await?.metadata.resource_version, before);
+
     let pods: Api<Pod> = Api::namespaced(c.client.clone(), NS);
     let old_uid = pods.get("web-1").await?.metadata.uid;
     pods.delete("web-1", &Default::default()).await?;
