@@ -10,7 +10,8 @@
 //! - [`pdb`]: PodDisruptionBudget status, which the API server's eviction spends.
 //! - [`leader`]: the Lease that elects the copy that acts; [`run_all`] runs every
 //!   controller while this copy leads.
-//! - being written: `replicaset`, `deployment`, `statefulset`, `job`, `cronjob`.
+//! - [`replicaset`], [`deployment`], [`statefulset`], [`job`], [`cronjob`]: the workload
+//!   controllers.
 
 pub mod cronjob;
 pub mod deployment;
@@ -118,6 +119,7 @@ fn controllers() -> Vec<(&'static str, RunFn)> {
         ("deployment", |c| deployment::run(c).boxed()),
         ("statefulset", |c| statefulset::run(c).boxed()),
         ("job", |c| job::run(c).boxed()),
+        ("cronjob", |c| cronjob::run(c).boxed()),
     ]
 }
 
