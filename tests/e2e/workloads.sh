@@ -28,6 +28,7 @@ bash "$HERE/../../scripts/test-images.sh" "127.0.0.1:$RPORT" >/dev/null || { ech
 UP_FLAGS=(--registry-mirror "docker.io=http://127.0.0.1:$RPORT" --node-listen "127.0.0.1:$NPORT" --pool-capacity cpu=32,memory=64Gi)
 start_nodeless "$DATA" "$PORT" "${UP_FLAGS[@]}" || exit 1
 K() { kubectl "$@"; }
+# (Debian's busybox wget crashes with -T; `timeout` bounds each request instead.)
 in_client() { kubectl exec client -- sh -c "$1"; }
 
 echo "== a Deployment behind a Service"
@@ -40,15 +41,17 @@ expect_output "Endpoints too" "([0-9.]+:80,?){3}|[0-9.]+:80,[0-9.]+:80 \\+ 1 mor
 check "a client Pod" K apply -f "$HERE/workloads/client.yaml"
 eventually "the client runs" 60 bash -c "kubectl get pod client -o 'jsonpath={.status.phase}' | grep -x Running"
 CIP=$(K get svc web -o 'jsonpath={.spec.clusterIP}')
-expect_output "the ClusterIP answers from an instance" "hello from nodeless" in_client "wget -q -T 3 -O- http://$CIP/"
+expect_output "the ClusterIP answers from an instance" "hello from nodeless" in_client "timeout 3 wget -q -O- http://$CIP/"
 expect_output "the ClusterIP answers from the host" "hello from nodeless" curl -sf --max-time 3 "http://$CIP/"
-expect_output "the Service answers by DNS name" "hello from nodeless" in_client "wget -q -T 3 -O- http://web.default.svc.cluster.local/"
-expect_output "and by its short name (search domains)" "hello from nodeless" in_client "wget -q -T 3 -O- http://web/"
+expect_output "the Service answers by DNS name" "hello from nodeless" in_client "timeout 3 wget -q -O- http://web.default.svc.cluster.local/"
+expect_output "and by its short name (search domains)" "hello from nodeless" in_client "timeout 3 wget -q -O- http://web/"
 expect_output "resolv.conf has the cluster DNS, search domains and ndots" "nameserver 10.96.0.10.*search default.svc.cluster.local svc.cluster.local cluster.local.*ndots:5" bash -c "kubectl exec client -- cat /etc/resolv.conf | tr '\\n' ' '"
 expect_output "an unknown name is NXDOMAIN" "NXDOMAIN|can't resolve|not found" bash -c "kubectl exec client -- nslookup nope.default.svc.cluster.local 2>&1"
 
 echo "== a rolling update with maxUnavailable 0"
-in_client 'ok=0; fail=0; end=$(( $(date +%s) + 30 )); while [ $(date +%s) -lt $end ]; do if wget -q -T 2 -O /dev/null http://web/; then ok=$((ok+1)); else fail=$((fail+1)); fi; done; echo "$ok $fail"' >"$WORK/load.out" 2>&1 &
+# One request at a time for 30 s, through DNS and the ClusterIP (no `timeout` per request:
+# its watcher processes would pile up; the whole exec is bounded instead).
+timeout 60 kubectl exec client -- sh -c 'ok=0; fail=0; end=$(( $(date +%s) + 30 )); while [ $(date +%s) -lt $end ]; do if wget -q -O /dev/null http://web/; then ok=$((ok+1)); else fail=$((fail+1)); fi; sleep 0.02; done; echo "$ok $fail"' >"$WORK/load.out" 2>&1 &
 LOAD=$!
 sleep 2
 check "kubectl set image starts a rollout" K set image deploy/web web=busybox
@@ -61,7 +64,7 @@ expect_output "two revisions in the history" "^1 .*2 " bash -c "kubectl rollout 
 check "kubectl rollout undo" K rollout undo deploy/web
 check "the undo rolls out" K rollout status deploy/web --timeout=90s
 expect_output "the old image is back" "^httpd$" K get deploy web -o 'jsonpath={.spec.template.spec.containers[0].image}'
-expect_output "and serves again" "hello from nodeless" in_client "wget -q -T 3 -O- http://web/"
+expect_output "and serves again" "hello from nodeless" in_client "timeout 3 wget -q -O- http://web/"
 check "kubectl scale" K scale deploy/web --replicas=1
 eventually "scaled down to 1 Pod" 30 bash -c "[ \$(kubectl get pods -l app=web --no-headers | grep -c Running) = 1 ]"
 

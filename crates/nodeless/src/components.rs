@@ -50,6 +50,9 @@ pub struct AgentArgs {
     /// [default: 8 vCPU per core and 4× the RAM — overcommit, so a laptop runs many small Pods].
     #[arg(long, value_name = "cpu=N,memory=SIZE")]
     pub pool_capacity: Option<String>,
+    /// Do not run the cluster DNS server on this host (Pods then use the host's resolvers).
+    #[arg(long)]
+    pub no_cluster_dns: bool,
     #[command(flatten)]
     pub registry: RegistryArgs,
 }
@@ -104,7 +107,7 @@ pub async fn run_agent(
     if !rustix::process::geteuid().is_root() {
         bail!("the host agent needs root (runc, network namespaces, cgroups); run as root, or run only `nodeless apiserver`");
     }
-    let (_images, engine) = crate::engine_opts::open_engine(engine_root, &args.registry, true)?;
+    let host = crate::engine_opts::open_engine(engine_root, &args.registry, true)?;
     let host_name = args.host_name.clone().unwrap_or_else(hostname);
     let address = args.host_address.unwrap_or_else(default_address);
     let mut config =
@@ -118,9 +121,59 @@ pub async fn run_agent(
             config.capacity_memory_bytes = mem;
         }
     }
-    nodeless_agent::run(client, Arc::new(engine), config, shutdown)
+    // This host's share of the cluster's networking, beside the agent as kube-proxy and a
+    // node-local DNS are beside a kubelet. Their failures are logged, not fatal: running
+    // instances keep running and the agent keeps reporting them.
+    let mut side = tokio::task::JoinSet::new();
+    let proxy = nodeless_proxy::ProxyConfig {
+        pod_cidr: Some(host.network.subnet()),
+        ..Default::default()
+    };
+    side.spawn(log_failure(
+        "service data path",
+        nodeless_proxy::run(client.clone(), proxy, shutdown.clone()),
+    ));
+    if !args.no_cluster_dns {
+        let gateway = host.network.gateway();
+        let dns = nodeless_dns::DnsConfig {
+            listen: std::net::SocketAddr::new(gateway, 53),
+            advertise: gateway,
+            ..Default::default()
+        };
+        config.cluster_dns = vec![dns.service_ip.to_string()];
+        side.spawn(log_failure(
+            "cluster DNS",
+            nodeless_dns::run(client.clone(), dns, shutdown.clone()),
+        ));
+    }
+    let result = nodeless_agent::run(client, Arc::new(host.engine), config, shutdown.clone())
         .await
-        .context("host agent")
+        .context("host agent");
+    shutdown.cancel();
+    while side.join_next().await.is_some() {}
+    result
+}
+
+async fn log_failure<E: std::fmt::Display>(
+    what: &'static str,
+    part: impl std::future::Future<Output = Result<(), E>>,
+) {
+    if let Err(e) = part.await {
+        tracing::error!(error = %e, "the {what} stopped");
+    }
+}
+
+pub async fn run_controllers(
+    client: kube::Client,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    nodeless_controllers::run_all(
+        client,
+        nodeless_controllers::ControllersConfig::default(),
+        shutdown,
+    )
+    .await
+    .context("controllers")
 }
 
 pub async fn run_scheduler(

@@ -41,16 +41,29 @@ pub fn open_engine(
     root: &Path,
     registry: &RegistryArgs,
     fill_in_background: bool,
-) -> anyhow::Result<(ImageService, LocalEngine)> {
+) -> anyhow::Result<HostEngine> {
     let images = ImageService::open(&root.join("images"), registry.config()?)
         .context("cannot open the image store")?;
+    let network = host_network(root, fill_in_background)?;
     let engine = LocalEngine::open(EngineParts::host(
         EngineConfig::new(root.to_path_buf()),
         Arc::new(images.clone()),
-        Arc::new(host_network(root, fill_in_background)?) as Arc<dyn NetworkProvider>,
+        Arc::new(network.clone()) as Arc<dyn NetworkProvider>,
     ))
     .with_context(|| format!("cannot open the instance engine in {}", root.display()))?;
-    Ok((images, engine))
+    Ok(HostEngine {
+        images,
+        network,
+        engine,
+    })
+}
+
+/// A host's instance engine and the parts others need to see (the network's subnet and
+/// gateway for the service data path and cluster DNS).
+pub struct HostEngine {
+    pub images: ImageService,
+    pub network: nodeless_engine::network::Network,
+    pub engine: LocalEngine,
 }
 
 /// CNI networking for instances: a bridge, one namespace and address per instance.

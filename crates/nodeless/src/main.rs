@@ -27,6 +27,8 @@ enum Command {
     Apiserver(up::ApiArgs),
     /// Run only the nodeless scheduler against a cluster's API.
     Scheduler(components::KubeconfigArgs),
+    /// Run only the workload controllers (several copies elect a leader through a Lease).
+    Controllers(components::KubeconfigArgs),
     /// Run only a host agent: this machine joins the instance pool of a cluster.
     Agent(AgentCmd),
     /// Operate this host's instance engine: images, instances, logs, exec.
@@ -80,6 +82,13 @@ fn main() -> std::process::ExitCode {
                 run_until_signal(|shutdown| async move {
                     let client = components::client(args.kubeconfig.as_deref()).await?;
                     components::run_scheduler(client, shutdown).await
+                })
+                .await
+            }
+            Command::Controllers(args) => {
+                run_until_signal(|shutdown| async move {
+                    let client = components::client(args.kubeconfig.as_deref()).await?;
+                    components::run_controllers(client, shutdown).await
                 })
                 .await
             }

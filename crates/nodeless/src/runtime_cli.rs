@@ -132,8 +132,11 @@ struct Ctx {
 
 fn open(args: &RuntimeArgs) -> anyhow::Result<Ctx> {
     let root = args.root.clone().unwrap_or_else(default_root);
-    let (images, engine) = crate::engine_opts::open_engine(&root, &args.registry, false)?;
-    Ok(Ctx { images, engine })
+    let host = crate::engine_opts::open_engine(&root, &args.registry, false)?;
+    Ok(Ctx {
+        images: host.images,
+        engine: host.engine,
+    })
 }
 
 /// The CLI's network: no background filler, which an exit would cut off and leave a

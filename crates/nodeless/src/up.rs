@@ -1,7 +1,8 @@
 //! `nodeless up`: everything on one machine, on the embedded store — the API server, the
-//! nodeless scheduler and a host agent with this machine's instance engine. The scheduler
-//! and the agent reach the API server through the Kubernetes API, as they do when they run
-//! apart (`nodeless scheduler`, `nodeless agent`).
+//! nodeless scheduler, the workload controllers, and a host agent with this machine's
+//! instance engine, service data path and cluster DNS. All but the API server reach it
+//! through the Kubernetes API, as they do when they run apart (`nodeless scheduler`,
+//! `nodeless controllers`, `nodeless agent`).
 
 use anyhow::Context;
 use clap::Args;
@@ -90,6 +91,15 @@ pub async fn run(args: UpArgs) -> anyhow::Result<u8> {
             (
                 "scheduler",
                 components::run_scheduler(client, shutdown).await,
+            )
+        });
+    }
+    {
+        let (client, shutdown) = (client.clone(), shutdown.clone());
+        parts.spawn(async move {
+            (
+                "controllers",
+                components::run_controllers(client, shutdown).await,
             )
         });
     }
