@@ -22,7 +22,7 @@ DATA="$WORK/data"
 PORT=$(free_port); RPORT=$(free_port); NPORT=$(free_port)
 registry="127.0.0.1:$RPORT"
 cleanup() {
-  podman ps -aq --filter label=nodeless-bench=1 | xargs -r podman rm -f >/dev/null 2>&1 || true
+  podman ps -aq --filter label=nodeless-bench=1 | xargs -r podman rm -f -t 0 >/dev/null 2>&1 || true
   if [ -n "${NODELESS_PID:-}" ]; then kubectl delete pods --all --grace-period=0 --force >/dev/null 2>&1 || true; fi
   stop_nodeless
   "$NODELESS_BIN" runtime --root "$DATA/engine" ps -a 2>/dev/null | awk 'NR>1{print $1}' | while read -r n; do
