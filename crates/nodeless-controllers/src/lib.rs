@@ -188,7 +188,9 @@ async fn supervise(name: &'static str, run: RunFn, ctx: Context) {
         }
         match result {
             Ok(()) => tracing::warn!(controller = name, "controller stopped early; restarting"),
-            Err(e) => tracing::warn!(controller = name, error = %e, "controller failed; restarting"),
+            Err(e) => {
+                tracing::warn!(controller = name, error = %e, "controller failed; restarting")
+            }
         }
         if started.elapsed() > RESTART_BACKOFF_MAX {
             backoff = Duration::from_secs(1);

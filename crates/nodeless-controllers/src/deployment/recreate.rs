@@ -79,9 +79,18 @@ mod tests {
                 .expect("pod"),
             )
         };
-        assert!(old_pods_running(std::slice::from_ref(&old), &[pod("Running")]));
-        assert!(old_pods_running(std::slice::from_ref(&old), &[pod("Unknown")]));
-        assert!(!old_pods_running(std::slice::from_ref(&old), &[pod("Succeeded")]));
+        assert!(old_pods_running(
+            std::slice::from_ref(&old),
+            &[pod("Running")]
+        ));
+        assert!(old_pods_running(
+            std::slice::from_ref(&old),
+            &[pod("Unknown")]
+        ));
+        assert!(!old_pods_running(
+            std::slice::from_ref(&old),
+            &[pod("Succeeded")]
+        ));
         assert!(!old_pods_running(&[old], &[]));
     }
 }
