@@ -40,10 +40,21 @@ pub fn refuse_unsupported(group: &str, kind: &str, obj: &Value) -> ErrorList {
     match (group, kind) {
         ("apps", "DaemonSet") => vec![FieldError::forbidden("spec", DAEMONSET)],
         ("", "Pod") => pod_spec(obj.get("spec"), &Path::new("spec")),
-        ("apps", "Deployment" | "ReplicaSet" | "StatefulSet")
-        | ("batch", "Job")
-        | ("", "ReplicationController") => template(obj, &["spec", "template"]),
-        ("batch", "CronJob") => template(obj, &["spec", "jobTemplate", "spec", "template"]),
+        ("batch", "Job") => {
+            let mut errs = template(obj, &["spec", "template"]);
+            errs.extend(job_spec(obj.get("spec"), &Path::new("spec")));
+            errs
+        }
+        ("apps", "Deployment" | "ReplicaSet" | "StatefulSet") | ("", "ReplicationController") => {
+            template(obj, &["spec", "template"])
+        }
+        ("batch", "CronJob") => {
+            let mut errs = template(obj, &["spec", "jobTemplate", "spec", "template"]);
+            let job = obj.get("spec").and_then(|s| s.get("jobTemplate"));
+            let at = Path::new("spec").child("jobTemplate").child("spec");
+            errs.extend(job_spec(job.and_then(|j| j.get("spec")), &at));
+            errs
+        }
         ("", "Service") => service(obj),
         _ => ErrorList::new(),
     }
@@ -110,6 +121,37 @@ pub fn denied(group: &str, plural: &str, name: &str, errs: &ErrorList) -> Status
             .collect();
     }
     status
+}
+
+/// Job fields the Job controller does not implement yet: refused rather than silently
+/// ignored, so a Job never runs under rules other than the ones it asked for.
+const JOB_FIELD_NOT_YET: &str =
+    "not supported on nodeless yet: the Job controller does not implement it; \
+    use backoffLimit (and activeDeadlineSeconds) to bound failures instead";
+
+fn job_spec(spec: Option<&Value>, path: &Path) -> ErrorList {
+    let Some(spec) = spec else {
+        return ErrorList::new();
+    };
+    let mut errs = ErrorList::new();
+    for field in [
+        "podFailurePolicy",
+        "successPolicy",
+        "backoffLimitPerIndex",
+        "maxFailedIndexes",
+    ] {
+        if spec.get(field).is_some_and(|v| !v.is_null()) {
+            errs.push(FieldError::forbidden(path.child(field), JOB_FIELD_NOT_YET));
+        }
+    }
+    if spec.get("podReplacementPolicy").and_then(Value::as_str) == Some("Failed") {
+        errs.push(FieldError::forbidden(
+            path.child("podReplacementPolicy"),
+            "not supported on nodeless yet: replacement Pods are created as soon as a Pod is \
+            terminating (TerminatingOrFailed)",
+        ));
+    }
+    errs
 }
 
 fn template(obj: &Value, path: &[&str]) -> ErrorList {

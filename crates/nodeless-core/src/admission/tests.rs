@@ -317,3 +317,35 @@ fn admit_passes_custom_resources_and_unchanged_updates() {
     assert!(admit(&resource("Pod"), &old, Some(&old)).is_ok());
     assert!(admit(&resource("Pod"), &pod(json!({})), None).is_ok());
 }
+
+#[test]
+fn job_failure_and_success_policies_are_refused_until_the_controller_implements_them() {
+    let job = json!({"spec": {
+        "podFailurePolicy": {"rules": []},
+        "backoffLimitPerIndex": 1,
+        "podReplacementPolicy": "Failed",
+        "template": {"spec": {"containers": [{"name": "c", "image": "busybox"}]}}}});
+    let fields: Vec<String> = refuse_unsupported("batch", "Job", &job)
+        .into_iter()
+        .map(|e| e.field)
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            "spec.podFailurePolicy",
+            "spec.backoffLimitPerIndex",
+            "spec.podReplacementPolicy"
+        ]
+    );
+    let cron = json!({"spec": {"jobTemplate": {"spec": {
+        "successPolicy": {"rules": [{"succeededCount": 1}]},
+        "template": {"spec": {"containers": [{"name": "c", "image": "busybox"}]}}}}}});
+    let fields: Vec<String> = refuse_unsupported("batch", "CronJob", &cron)
+        .into_iter()
+        .map(|e| e.field)
+        .collect();
+    assert_eq!(fields, ["spec.jobTemplate.spec.successPolicy"]);
+    let plain = json!({"spec": {"podReplacementPolicy": "TerminatingOrFailed",
+        "template": {"spec": {"containers": [{"name": "c", "image": "busybox"}]}}}});
+    assert!(refuse_unsupported("batch", "Job", &plain).is_empty());
+}
