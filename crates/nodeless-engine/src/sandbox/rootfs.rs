@@ -181,9 +181,19 @@ fn cstring(options: &str) -> Result<std::ffi::CString, RootfsError> {
     })
 }
 
-/// Whether `path` is itself a mount point.
+/// Whether `path` is itself a mount point: its device differs from its parent's.
+///
+/// The engine asks this only of the overlay and tmpfs targets it mounts, and those always get
+/// a device of their own. Reading /proc/self/mountinfo instead cost O(mounts) per check, and
+/// every instance adds mounts: in a burst of 300 instances that read was ~4% of the machine.
 pub fn is_mounted(path: &Path) -> bool {
-    mount_points().iter().any(|p| p == path)
+    let Some(parent) = path.parent() else {
+        return false;
+    };
+    match (rustix::fs::stat(path), rustix::fs::stat(parent)) {
+        (Ok(me), Ok(up)) => me.st_dev != up.st_dev,
+        _ => false,
+    }
 }
 
 /// Mount points of this mount namespace, from /proc/self/mountinfo (octal escapes decoded).
@@ -219,6 +229,15 @@ fn unescape_mountinfo(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_mount_point_is_told_apart_from_a_plain_directory() {
+        assert!(super::is_mounted(std::path::Path::new("/proc")));
+        let dir = tempfile::tempdir().expect("tempdir");
+        assert!(!super::is_mounted(dir.path()));
+        assert!(!super::is_mounted(&dir.path().join("missing")));
+    }
+
     use super::*;
 
     #[test]
