@@ -117,6 +117,52 @@ pub fn selects(selector: &nodeless_core::selector::LabelSelector, meta: &ObjectM
     selector.matches(meta.labels.as_ref().unwrap_or(&EMPTY))
 }
 
+/// Sets (`Some`) or clears (`None`) the controller reference of `obj`, keeping its other
+/// owner references: how ReplicaSets adopt and release Pods and Deployments ReplicaSets. The
+/// uid and resourceVersion in the patch make it a precondition, as upstream's claim does; an
+/// object already gone is not an error.
+pub async fn set_controller<K>(
+    client: &kube::Client,
+    obj: &K,
+    owner: Option<OwnerReference>,
+) -> Result<(), kube::Error>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    use kube::ResourceExt;
+    let mut refs: Vec<OwnerReference> = obj
+        .owner_references()
+        .iter()
+        .filter(|r| r.controller != Some(true))
+        .cloned()
+        .collect();
+    refs.extend(owner);
+    let refs = if refs.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::json!(refs)
+    };
+    let patch = serde_json::json!({"metadata": {
+        "ownerReferences": refs,
+        "resourceVersion": obj.resource_version(),
+        "uid": obj.uid(),
+    }});
+    let api: kube::Api<K> =
+        kube::Api::namespaced(client.clone(), &obj.namespace().unwrap_or_default());
+    let params = kube::api::PatchParams::default();
+    match api
+        .patch(&obj.name_any(), &params, &kube::api::Patch::Merge(patch))
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -320,36 +320,12 @@ async fn set_owner(
     pod: &Pod,
     owner: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference>,
 ) -> Result<(), ReplicaSetError> {
-    let mut refs: Vec<_> = pod
-        .owner_references()
-        .iter()
-        .filter(|r| r.controller != Some(true))
-        .cloned()
-        .collect();
-    refs.extend(owner);
-    let patch = json!({"metadata": {
-        "ownerReferences": if refs.is_empty() { Value::Null } else { json!(refs) },
-        "resourceVersion": pod.resource_version(),
-        "uid": pod.uid(),
-    }});
-    let api: Api<Pod> =
-        Api::namespaced(st.ctx.client.clone(), &pod.namespace().unwrap_or_default());
-    match api
-        .patch(
-            &pod.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(patch),
-        )
+    crate::pods::set_controller(&st.ctx.client, pod, owner)
         .await
-    {
-        Ok(_) => Ok(()),
-        // Gone already: nothing to own.
-        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
-        Err(source) => Err(ReplicaSetError::ClaimPod {
+        .map_err(|source| ReplicaSetError::ClaimPod {
             pod: pod.name_any(),
             source,
-        }),
-    }
+        })
 }
 
 fn desired(rs: &ReplicaSet) -> usize {

@@ -21,13 +21,12 @@ use std::sync::Arc;
 use futures::{stream, StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::Api;
 use kube::runtime::controller::{trigger_self, trigger_with, Action, ReconcileRequest};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::ResourceExt;
 use nodeless_kube::EventType;
-use serde_json::{json, Value};
 
 use crate::pods;
 use crate::replicaset::queue::{self, Retries, RetryBackoff};
@@ -282,32 +281,10 @@ async fn set_owner(
     rs: &ReplicaSet,
     owner: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference>,
 ) -> Result<(), DeploymentError> {
-    let mut refs: Vec<_> = rs
-        .owner_references()
-        .iter()
-        .filter(|r| r.controller != Some(true))
-        .cloned()
-        .collect();
-    refs.extend(owner);
-    let patch = json!({"metadata": {
-        "ownerReferences": if refs.is_empty() { Value::Null } else { json!(refs) },
-        "resourceVersion": rs.resource_version(),
-    }});
-    let api: Api<ReplicaSet> =
-        Api::namespaced(st.ctx.client.clone(), &rs.namespace().unwrap_or_default());
-    match api
-        .patch(
-            &rs.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(patch),
-        )
+    crate::pods::set_controller(&st.ctx.client, rs, owner)
         .await
-    {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
-        Err(source) => Err(DeploymentError::ClaimReplicaSet {
+        .map_err(|source| DeploymentError::ClaimReplicaSet {
             rs: rs.name_any(),
             source,
-        }),
-    }
+        })
 }
