@@ -7,6 +7,7 @@
 //! is tested as plain functions.
 
 pub mod admission;
+pub mod billing;
 pub mod convert;
 pub mod defaults;
 pub mod field;

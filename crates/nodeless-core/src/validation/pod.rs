@@ -54,6 +54,8 @@ pub(crate) fn validate_pod(obj: &Value) -> ErrorList {
     let spec = obj.get("spec").unwrap_or(&Value::Null);
     let mut errs = validate_pod_spec(spec, &spec_path);
     errs.extend(pod_only(spec, &spec_path));
+    // Spot annotations steer scheduling and billing, so a bad one is refused at create.
+    errs.extend(crate::billing::validate_spot_annotations(obj));
     if !items(spec, "ephemeralContainers").is_empty() {
         errs.push(FieldError::forbidden(
             spec_path.child("ephemeralContainers"),
