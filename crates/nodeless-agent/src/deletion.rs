@@ -12,6 +12,7 @@ use nodeless_engine::instance::{EngineError, ExecIo, InstanceStatus};
 use nodeless_kube::EventType;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use crate::ledger::EndReason;
 use crate::pods::Agent;
 use crate::worker::pod_ref;
 
@@ -27,6 +28,15 @@ pub(crate) async fn remove_now(agent: &Agent, uid: &str) {
         Ok(()) | Err(EngineError::NotFound(_)) => {}
         Err(e) => tracing::warn!(instance = %uid, error = %e, "cannot stop the instance"),
     }
+    let end = agent
+        .engine
+        .status(uid)
+        .await
+        .ok()
+        .filter(|i| i.phase.is_finished())
+        .and_then(|i| crate::ledger::stopped_at(&i))
+        .unwrap_or_else(chrono::Utc::now);
+    agent.ledger.close_uid(uid, end, EndReason::Deleted).await;
     if let Err(e) = agent.engine.remove(uid).await {
         tracing::warn!(instance = %uid, error = %e, "cannot remove the instance");
     }
@@ -48,6 +58,27 @@ pub(crate) fn grace_period(pod: &Pod) -> Duration {
 
 /// Gracefully ends the Pod's instance, then deletes the Pod object.
 pub(crate) async fn delete(agent: &Agent, pod: &Pod, instance: Option<&InstanceStatus>) {
+    let uid = pod.metadata.uid.clone().unwrap_or_default();
+    let stopped = stop_gracefully(agent, pod, instance).await;
+    if instance.is_some() || stopped.is_some() {
+        agent
+            .ledger
+            .close(pod, stopped.as_ref().or(instance), EndReason::Deleted)
+            .await;
+    }
+    if let Err(e) = agent.engine.remove(&uid).await {
+        tracing::warn!(pod = %pod_ref(pod), error = %e, "cannot remove the instance; it is removed at the next agent start");
+    }
+    delete_object(agent, pod, &uid).await;
+}
+
+/// Stops the Pod's instance as the kubelet stops a Pod: Killing events, preStop hooks,
+/// SIGTERM, the grace period, SIGKILL. Returns the instance as it is afterwards.
+pub(crate) async fn stop_gracefully(
+    agent: &Agent,
+    pod: &Pod,
+    instance: Option<&InstanceStatus>,
+) -> Option<InstanceStatus> {
     let uid = pod.metadata.uid.clone().unwrap_or_default();
     let grace = grace_period(pod);
     if let Some(inst) = instance.filter(|i| !i.phase.is_finished()) {
@@ -89,10 +120,7 @@ pub(crate) async fn delete(agent: &Agent, pod: &Pod, instance: Option<&InstanceS
             Err(e) => tracing::warn!(pod = %pod_ref(pod), error = %e, "cannot stop the instance"),
         }
     }
-    if let Err(e) = agent.engine.remove(&uid).await {
-        tracing::warn!(pod = %pod_ref(pod), error = %e, "cannot remove the instance; it is removed at the next agent start");
-    }
-    delete_object(agent, pod, &uid).await;
+    agent.engine.status(&uid).await.ok()
 }
 
 async fn delete_object(agent: &Agent, pod: &Pod, uid: &str) {

@@ -42,10 +42,21 @@ pub enum HostError {
     },
 }
 
+/// The heartbeat this host's Host object shows, if it was registered before.
+pub async fn last_heartbeat(
+    client: &kube::Client,
+    name: &str,
+) -> Option<chrono::DateTime<chrono::Utc>> {
+    let api: Api<Host> = Api::all(client.clone());
+    let host = api.get_opt(name).await.ok().flatten()?;
+    host.status?.heartbeat_time.map(|t| t.0)
+}
+
 /// Registers this host: CRD, RuntimeClass, a fresh token and the Host object. Returns the
 /// token the node endpoint must demand.
 pub async fn register(client: &kube::Client, config: &AgentConfig) -> Result<String, HostError> {
     nodeless_kube::host::ensure_crd(client).await?;
+    nodeless_kube::host::ensure::<nodeless_kube::billing::UsageRecord>(client).await?;
     ensure_runtime_class(client).await?;
     let token = new_token();
     let secret_name = format!("{HOST_TOKEN_SECRET_PREFIX}{}", config.host_name);

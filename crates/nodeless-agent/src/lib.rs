@@ -5,16 +5,19 @@
 //!    the `gvisor` RuntimeClass) and then renews its heartbeat.
 //! 2. [`pods`]: watches Pods bound to the virtual node and placed on this host, and routes
 //!    Pod, instance and ConfigMap/Secret changes to one [`worker`] per Pod.
-//! 3. [`translate`] turns a Pod into an engine `InstanceSpec`; [`status`] turns the
+//! 3. [`ledger`]: the host's usage records (billing): each instance's start and end.
+//! 4. [`translate`] turns a Pod into an engine `InstanceSpec`; [`status`] turns the
 //!    engine's view back into Pod status and Events; [`deletion`] ends instances.
-//! 4. [`server`]: the node-side endpoints (logs, exec, attach, port-forward).
+//! 5. [`server`]: the node-side endpoints (logs, exec, attach, port-forward).
 //!
 //! Stopping the agent leaves instances running; the next start adopts them.
 
 pub mod config;
 mod deletion;
 pub mod host;
+mod ledger;
 mod pods;
+mod release;
 pub mod server;
 pub mod status;
 pub mod translate;
@@ -88,6 +91,9 @@ pub async fn run_with(
     lost: HashSet<String>,
     shutdown: CancellationToken,
 ) -> Result<(), AgentError> {
+    // Read before registering renews it: instances that vanished while this agent was down
+    // are billed up to here and no further.
+    let last_heartbeat = host::last_heartbeat(&client, &config.host_name).await;
     let token = host::register(&client, &config).await?;
     let listener = tokio::net::TcpListener::bind(config.node_listen)
         .await
@@ -115,7 +121,16 @@ pub async fn run_with(
     };
     // Subscribe before listing, so no instance change falls in between.
     let engine_events = engine.events();
-    let started = pods::start(client, engine, config, ctx, lost, shutdown.clone()).await;
+    let started = pods::start(
+        client,
+        engine,
+        config,
+        ctx,
+        lost,
+        last_heartbeat,
+        shutdown.clone(),
+    )
+    .await;
     let result = match started {
         Ok(started) => {
             started.run(engine_events).await;

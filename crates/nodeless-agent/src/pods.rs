@@ -46,6 +46,7 @@ pub(crate) struct Agent {
     events: mpsc::Sender<(k8s_openapi::api::core::v1::ObjectReference, PodEvent)>,
     config_maps: Store<ConfigMap>,
     secrets: Store<Secret>,
+    pub(crate) ledger: Arc<crate::ledger::Ledger>,
     pub(crate) shutdown: CancellationToken,
 }
 
@@ -168,6 +169,8 @@ pub(crate) struct Started {
 pub enum PodsError {
     #[error("listing the engine's instances: {0}")]
     ListInstances(#[source] EngineError),
+    #[error("loading this host's usage records: {0}")]
+    Ledger(#[source] kube::Error),
 }
 
 /// Builds the shared state and the dispatcher with the engine's current instances.
@@ -177,6 +180,7 @@ pub(crate) async fn start(
     config: AgentConfig,
     ctx: translate::Context,
     lost: HashSet<String>,
+    last_heartbeat: Option<chrono::DateTime<chrono::Utc>>,
     shutdown: CancellationToken,
 ) -> Result<Started, PodsError> {
     let (config_maps, config_map_events) = reflector::store();
@@ -185,6 +189,16 @@ pub(crate) async fn start(
     // Events name the virtual node, as users never see hosts.
     let recorder = EventRecorder::new(client.clone(), "kubelet", Some(VIRTUAL_NODE));
     let instances = engine.list().await.map_err(PodsError::ListInstances)?;
+    let ids: Vec<String> = instances.iter().map(|i| i.id.clone()).collect();
+    let ledger = crate::ledger::Ledger::load(
+        client.clone(),
+        config.host_name.clone(),
+        &ids,
+        last_heartbeat,
+        shutdown.clone(),
+    )
+    .await
+    .map_err(PodsError::Ledger)?;
     let agent = Arc::new(Agent {
         client,
         engine,
@@ -195,6 +209,7 @@ pub(crate) async fn start(
         events,
         config_maps,
         secrets,
+        ledger,
         shutdown,
     });
     let adopted = instances
@@ -385,14 +400,9 @@ impl Dispatcher {
         if !self.synced {
             self.synced = true;
             for (id, _) in self.adopted.drain() {
-                let engine = self.agent.engine.clone();
+                let agent = self.agent.clone();
                 tracing::info!(instance = %id, "removing an instance whose pod is gone");
-                tokio::spawn(async move {
-                    let _ = engine.stop(&id, Duration::ZERO).await;
-                    if let Err(e) = engine.remove(&id).await {
-                        tracing::warn!(instance = %id, error = %e, "could not remove an orphaned instance");
-                    }
-                });
+                tokio::spawn(async move { crate::deletion::remove_now(&agent, &id).await });
             }
         }
     }

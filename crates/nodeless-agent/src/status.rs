@@ -344,6 +344,20 @@ fn terminated_ok(c: &KubeContainerStatus) -> bool {
         .is_some_and(|t| t.exit_code == 0)
 }
 
+/// Adds the conditions `current` (the Pod as the API has it now) holds and `status` lacks:
+/// other components' conditions written after this agent's last patch must survive it.
+pub fn keep_foreign_conditions(status: &mut PodStatus, current: Option<&PodStatus>) {
+    let Some(theirs) = current.and_then(|c| c.conditions.as_ref()) else {
+        return;
+    };
+    let conditions = status.conditions.get_or_insert_with(Vec::new);
+    for c in theirs {
+        if !conditions.iter().any(|o| o.type_ == c.type_) {
+            conditions.push(c.clone());
+        }
+    }
+}
+
 /// The agent's conditions over the previous ones: an unchanged status keeps its
 /// `lastTransitionTime`; PodScheduled and conditions of other owners stay as they were.
 fn merge_conditions(

@@ -69,6 +69,8 @@ struct Worker {
     /// Files last written to the instance's config volumes.
     volumes: Option<Vec<(String, Vec<VolumeFile>)>>,
     refresh: bool,
+    /// The spot instance was released (BidFailed): never create it again.
+    released: bool,
 }
 
 enum Step {
@@ -100,6 +102,7 @@ pub(crate) async fn run(
         sent: None,
         volumes: None,
         refresh: false,
+        released: false,
     };
     w.run().await
 }
@@ -153,10 +156,58 @@ impl Worker {
             self.instance = None;
             self.seen = None;
         }
-        match self.instance.clone() {
+        let release_at = crate::release::release_at(&pod).filter(|_| !is_terminal(&pod));
+        if let Some(at) = release_at {
+            if Utc::now() >= at {
+                return self.release(&pod).await;
+            }
+        }
+        let step = match self.instance.clone() {
             None => self.without_instance(&pod).await,
             Some(inst) => self.with_instance(&pod, &inst).await,
+        };
+        // Wake up in time to release a spot instance that was given notice.
+        match (step, release_at) {
+            (Step::Sleep(wake), Some(at)) => {
+                let left = (at - Utc::now()).to_std().unwrap_or_default();
+                Step::Sleep(Some(wake.map_or(left, |w| w.min(left))))
+            }
+            (step, _) => step,
         }
+    }
+
+    /// Releases a spot instance whose notice ran out: stopped gracefully, its billing
+    /// ended, removed, and the Pod `Failed` with reason `BidFailed`, as on ECI.
+    async fn release(&mut self, pod: &Pod) -> Step {
+        if !self.released {
+            tracing::info!(pod = %pod_ref(pod), "releasing the spot instance");
+            let stopped =
+                crate::deletion::stop_gracefully(&self.agent, pod, self.instance.as_ref()).await;
+            if let Some(inst) = stopped.as_ref().or(self.instance.as_ref()) {
+                self.agent
+                    .ledger
+                    .close(pod, Some(inst), crate::ledger::EndReason::BidFailed)
+                    .await;
+            }
+            self.instance = stopped;
+            self.released = true;
+        }
+        let status = crate::release::released_status(
+            pod,
+            self.sent.as_ref().or(pod.status.as_ref()),
+            self.instance.as_ref(),
+            self.agent.config.address,
+            Utc::now(),
+        );
+        if !self.write_status(pod, status).await {
+            return Step::Sleep(Some(WRITE_RETRY));
+        }
+        if self.instance.take().is_some() {
+            if let Err(e) = self.agent.engine.remove(&self.uid).await {
+                tracing::warn!(pod = %pod_ref(pod), error = %e, "cannot remove the released instance");
+            }
+        }
+        Step::Sleep(None)
     }
 
     /// Re-reads the instance (events were missed) and pushes changed ConfigMap/Secret files.
@@ -212,8 +263,8 @@ impl Worker {
     }
 
     async fn without_instance(&mut self, pod: &Pod) -> Step {
-        // A finished Pod is never run again.
-        if is_terminal(pod) {
+        // A finished Pod is never run again, nor a released spot instance.
+        if is_terminal(pod) || self.released {
             return Step::Sleep(None);
         }
         if let Some(step) = self.still_waiting(pod).await {
@@ -430,6 +481,17 @@ impl Worker {
         for event in status::events_between(pod, self.seen.as_ref(), inst) {
             self.agent.record(pod, event);
         }
+        if !inst.phase.is_finished() {
+            self.agent.ledger.open(pod, inst);
+        } else if !self.agent.ledger.is_closed(&self.uid) {
+            let reason = if inst.phase == nodeless_engine::instance::InstancePhase::Succeeded {
+                crate::ledger::EndReason::Succeeded
+            } else {
+                crate::ledger::EndReason::Failed
+            };
+            let (agent, pod, inst) = (self.agent.clone(), pod.clone(), inst.clone());
+            tokio::spawn(async move { agent.ledger.close(&pod, Some(&inst), reason).await });
+        }
         self.seen = Some(inst.clone());
         if self.patch(pod, View::Instance(inst)).await {
             Step::Sleep(None)
@@ -443,6 +505,13 @@ impl Worker {
     async fn patch(&mut self, pod: &Pod, view: View<'_>) -> bool {
         let previous = self.sent.as_ref().or(pod.status.as_ref());
         let status = status::pod_status(pod, previous, view, self.agent.config.address, Utc::now());
+        self.write_status(pod, status).await
+    }
+
+    /// Writes `status` unless it is what was last written, keeping conditions other
+    /// components set since (the scheduler's SpotToBeReleased). False when the write failed.
+    async fn write_status(&mut self, pod: &Pod, mut status: PodStatus) -> bool {
+        status::keep_foreign_conditions(&mut status, pod.status.as_ref());
         if self.sent.as_ref() == Some(&status) || pod.status.as_ref() == Some(&status) {
             self.sent = Some(status);
             return true;

@@ -5,6 +5,7 @@
 //! finalizers) → `nodeless_store` (the watch cache for reads, the durable backend for writes).
 //! [`controllers`] keep CRDs served, namespaces' lifecycle, and garbage collection going.
 
+mod billing;
 pub mod controllers;
 pub mod discovery;
 pub mod handlers;

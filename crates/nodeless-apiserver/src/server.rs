@@ -124,6 +124,15 @@ async fn route(state: Arc<State>, req: Request<Incoming>) -> Response<Body> {
     if !authenticated(&state, &req) {
         return error_response(&StatusError::unauthorized());
     }
+    if req.method() == Method::GET {
+        if path == "/metrics" {
+            return crate::billing::serve_metrics(&state.api);
+        }
+        if path == crate::billing::REPORT_PATH {
+            let query = handlers::query_of(&req);
+            return crate::billing::serve_report(&state.api, &query);
+        }
+    }
     let mutating = matches!(
         *req.method(),
         Method::POST | Method::PUT | Method::PATCH | Method::DELETE

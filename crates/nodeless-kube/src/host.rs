@@ -69,27 +69,45 @@ impl Host {
 
 #[derive(Debug, thiserror::Error)]
 pub enum HostCrdError {
-    #[error("creating the hosts.nodeless.dev CustomResourceDefinition: {0}")]
-    Create(#[source] kube::Error),
-    #[error("the hosts.nodeless.dev CustomResourceDefinition did not become Established: {0}")]
-    NotEstablished(String),
+    #[error("creating the {crd} CustomResourceDefinition: {source}")]
+    Create {
+        crd: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("the {crd} CustomResourceDefinition did not become Established: {why}")]
+    NotEstablished { crd: String, why: String },
 }
 
 /// Creates the `hosts.nodeless.dev` CRD when missing and waits until it is served.
 pub async fn ensure_crd(client: &kube::Client) -> Result<(), HostCrdError> {
+    ensure::<Host>(client).await
+}
+
+/// Creates `K`'s CRD when missing and waits until it is served.
+pub async fn ensure<K: CustomResourceExt>(client: &kube::Client) -> Result<(), HostCrdError> {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    match crds.create(&PostParams::default(), &Host::crd()).await {
+    let name = K::crd_name();
+    match crds.create(&PostParams::default(), &K::crd()).await {
         Ok(_) => {}
         Err(kube::Error::Api(e)) if e.code == 409 => {}
-        Err(e) => return Err(HostCrdError::Create(e)),
+        Err(source) => {
+            return Err(HostCrdError::Create {
+                crd: name.into(),
+                source,
+            })
+        }
     }
-    let name = Host::crd_name();
     let cond = kube::runtime::conditions::is_crd_established();
     let wait = kube::runtime::wait::await_condition(crds, name, cond);
+    let not_established = |why: String| HostCrdError::NotEstablished {
+        crd: name.into(),
+        why,
+    };
     match tokio::time::timeout(Duration::from_secs(30), wait).await {
         Ok(Ok(_)) => Ok(()),
-        Ok(Err(e)) => Err(HostCrdError::NotEstablished(e.to_string())),
-        Err(_) => Err(HostCrdError::NotEstablished("timed out after 30 s".into())),
+        Ok(Err(e)) => Err(not_established(e.to_string())),
+        Err(_) => Err(not_established("timed out after 30 s".into())),
     }
 }
 

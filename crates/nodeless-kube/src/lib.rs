@@ -5,8 +5,10 @@
 //! - [`names`]: annotation keys, the virtual node's name, the gVisor RuntimeClass.
 //! - [`host`]: the `Host` resource (`hosts.nodeless.dev`) through which a host agent offers
 //!   its capacity and its node-side endpoint to the scheduler and the API server.
+//! - [`billing`]: the ledger (`UsageRecord`) and the spot market (`SpotMarket`) resources.
 //! - [`events`]: a small core/v1 Event recorder that folds repeats as client-go does.
 
+pub mod billing;
 pub mod events;
 pub mod host;
 pub mod names;

@@ -8,6 +8,30 @@ pub const INSTANCE_SPEC_ANNOTATION: &str = "nodeless.dev/instance-spec";
 /// the host agent (which instances are mine) and the API server (where to proxy logs/exec).
 pub const HOST_ANNOTATION: &str = "nodeless.dev/host";
 
+/// `on-demand` or `spot`: the capacity the scheduler placed the instance on. Set at binding.
+pub const CAPACITY_TYPE_ANNOTATION: &str = "nodeless.dev/capacity-type";
+pub const CAPACITY_ON_DEMAND: &str = "on-demand";
+pub const CAPACITY_SPOT: &str = "spot";
+
+/// The instance's on-demand price per hour (decimal, market currency), locked at binding; a
+/// spot instance pays it times the spot ratio of each second.
+pub const HOURLY_PRICE_ANNOTATION: &str = "nodeless.dev/hourly-price";
+
+/// A spot instance's protection ends at this RFC 3339 time (binding time + protection period).
+pub const SPOT_PROTECTED_UNTIL_ANNOTATION: &str = "nodeless.dev/spot-protected-until";
+
+/// Set by the scheduler when it decides to reclaim a spot instance: the RFC 3339 time the
+/// agent releases it (the decision plus the notice period).
+pub const SPOT_RELEASE_AT_ANNOTATION: &str = "nodeless.dev/spot-release-at";
+
+/// What the Pod has cost so far, kept current by the scheduler's meter for `kubectl describe`.
+pub const COST_ANNOTATION: &str = "nodeless.dev/cost";
+
+/// The Pod condition (and event reason) that warns of a spot release, as on ECI.
+pub const SPOT_TO_BE_RELEASED: &str = "SpotToBeReleased";
+/// The reason of a Pod whose spot instance was released, as on ECI.
+pub const BID_FAILED: &str = "BidFailed";
+
 /// The one node users see. Every Pod is bound to it; the hosts behind it stay hidden.
 pub const VIRTUAL_NODE: &str = "nodeless";
 

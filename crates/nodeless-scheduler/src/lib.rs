@@ -20,10 +20,12 @@
 //!   Ready while any host is live; the hosts themselves stay nodeless's business.
 
 pub mod hosts;
+pub mod market;
 pub mod node;
 pub mod placement;
 pub mod pods;
 mod scheduler;
+pub mod spot;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -54,7 +56,14 @@ pub struct SchedulerConfig {
     pub node_heartbeat_interval: Duration,
     /// Binding requests in flight at once.
     pub max_concurrent_binds: usize,
+    /// Prices of on-demand capacity and the spot market's parameters.
+    pub catalog: nodeless_core::billing::PriceCatalog,
+    /// How long before its release a spot instance is warned (ECI: about 3 minutes).
+    pub spot_notice: Duration,
 }
+
+/// ECI warns about three minutes ahead of releasing a spot instance.
+pub const DEFAULT_SPOT_NOTICE: Duration = Duration::from_secs(180);
 
 impl Default for SchedulerConfig {
     fn default() -> Self {
@@ -62,6 +71,8 @@ impl Default for SchedulerConfig {
             resync_interval: Duration::from_secs(5),
             node_heartbeat_interval: HEARTBEAT_INTERVAL,
             max_concurrent_binds: 64,
+            catalog: Default::default(),
+            spot_notice: DEFAULT_SPOT_NOTICE,
         }
     }
 }
@@ -81,6 +92,7 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), SchedulerError> {
     nodeless_kube::host::ensure_crd(&client).await?;
+    nodeless_kube::host::ensure::<nodeless_kube::billing::SpotMarket>(&client).await?;
     node::ensure_lease_namespace(&client).await?;
     let pods_changed = Arc::new(Notify::new());
     let hosts_changed = Arc::new(Notify::new());
@@ -89,6 +101,12 @@ pub async fn run(
         Api::<Host>::all(client.clone()),
         vec![pods_changed.clone(), hosts_changed.clone()],
     );
+    let (market, samples) = market::Market::new();
+    let publisher = market::Publisher {
+        client: client.clone(),
+        catalog: config.catalog.clone(),
+        notice: config.spot_notice,
+    };
     let scheduler = scheduler::Scheduler {
         client: client.clone(),
         pods: pods.clone(),
@@ -97,6 +115,11 @@ pub async fn run(
         changed: pods_changed,
         resync: config.resync_interval,
         bind_permits: Arc::new(Semaphore::new(config.max_concurrent_binds.max(1))),
+        economy: Arc::new(scheduler::Economy {
+            catalog: config.catalog,
+            notice: config.spot_notice,
+        }),
+        market,
     };
     let node = node::VirtualNode {
         client,
@@ -112,7 +135,11 @@ pub async fn run(
                 return;
             }
             tracing::info!("scheduler caches synced; scheduling");
-            tokio::join!(scheduler.run(shutdown.clone()), node.run(shutdown));
+            tokio::join!(
+                scheduler.run(shutdown.clone()),
+                node.run(shutdown.clone()),
+                publisher.run(samples, shutdown)
+            );
         }
     };
     tokio::select! {

@@ -176,17 +176,54 @@ pub async fn run_controllers(
     .context("controllers")
 }
 
+#[derive(Args, Debug, Clone)]
+pub struct SchedulerArgs {
+    /// Prices of on-demand capacity and the spot market's floor, a YAML file
+    /// (see docs/billing.md) [default: the built-in catalogue, Fargate-like USD list prices].
+    #[arg(long, value_name = "FILE")]
+    pub price_catalog: Option<PathBuf>,
+    /// How long before its release a spot instance gets the SpotToBeReleased notice
+    /// (`3m`, `90s`).
+    #[arg(long, value_name = "DURATION", default_value = "3m")]
+    pub spot_notice: String,
+}
+
+impl SchedulerArgs {
+    pub fn config(&self) -> anyhow::Result<nodeless_scheduler::SchedulerConfig> {
+        let catalog = match &self.price_catalog {
+            None => nodeless_core::billing::PriceCatalog::default(),
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading the price catalogue {}", path.display()))?;
+                nodeless_core::billing::PriceCatalog::from_yaml(&text)
+                    .with_context(|| format!("price catalogue {}", path.display()))?
+            }
+        };
+        let notice = Some(self.spot_notice.as_str())
+            .filter(|v| v.chars().any(|c| c.is_ascii_alphabetic()))
+            .and_then(nodeless_core::billing::parse_duration)
+            .with_context(|| {
+                format!(
+                    "--spot-notice {:?}: give a duration such as 3m, 90s or 1m30s",
+                    self.spot_notice
+                )
+            })?;
+        Ok(nodeless_scheduler::SchedulerConfig {
+            catalog,
+            spot_notice: notice,
+            ..Default::default()
+        })
+    }
+}
+
 pub async fn run_scheduler(
     client: kube::Client,
+    config: nodeless_scheduler::SchedulerConfig,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    nodeless_scheduler::run(
-        client,
-        nodeless_scheduler::SchedulerConfig::default(),
-        shutdown,
-    )
-    .await
-    .context("scheduler")
+    nodeless_scheduler::run(client, config, shutdown)
+        .await
+        .context("scheduler")
 }
 
 #[cfg(test)]

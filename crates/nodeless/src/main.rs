@@ -1,5 +1,6 @@
 //! The `nodeless` command: parses flags, builds the parts, and runs them.
 
+mod bill;
 mod components;
 mod engine_opts;
 mod runtime_cli;
@@ -26,16 +27,26 @@ enum Command {
     /// Run only the API server.
     Apiserver(up::ApiArgs),
     /// Run only the nodeless scheduler against a cluster's API.
-    Scheduler(components::KubeconfigArgs),
+    Scheduler(SchedulerCmd),
     /// Run only the workload controllers (several copies elect a leader through a Lease).
     Controllers(components::KubeconfigArgs),
     /// Run only a host agent: this machine joins the instance pool of a cluster.
     Agent(AgentCmd),
+    /// Print what instances cost: per pod, workload or namespace, as a table, JSON or CSV.
+    Bill(bill::BillArgs),
     /// Operate this host's instance engine: images, instances, logs, exec.
     Runtime(runtime_cli::RuntimeArgs),
     /// The per-instance supervisor the engine starts (internal).
     #[command(hide = true)]
     Shim { config: std::ffi::OsString },
+}
+
+#[derive(clap::Args)]
+struct SchedulerCmd {
+    #[command(flatten)]
+    kube: components::KubeconfigArgs,
+    #[command(flatten)]
+    scheduler: components::SchedulerArgs,
 }
 
 #[derive(clap::Args)]
@@ -78,13 +89,15 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             Command::Up(args) => up::run(args).await,
             Command::Apiserver(args) => up::run_apiserver(args).await,
-            Command::Scheduler(args) => {
+            Command::Scheduler(cmd) => {
+                let config = cmd.scheduler.config()?;
                 run_until_signal(|shutdown| async move {
-                    let client = components::client(args.kubeconfig.as_deref()).await?;
-                    components::run_scheduler(client, shutdown).await
+                    let client = components::client(cmd.kube.kubeconfig.as_deref()).await?;
+                    components::run_scheduler(client, config, shutdown).await
                 })
                 .await
             }
+            Command::Bill(args) => bill::run(args).await,
             Command::Controllers(args) => {
                 run_until_signal(|shutdown| async move {
                     let client = components::client(args.kubeconfig.as_deref()).await?;

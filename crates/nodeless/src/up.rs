@@ -31,6 +31,8 @@ pub struct UpArgs {
     api: ApiArgs,
     #[command(flatten)]
     agent: AgentArgs,
+    #[command(flatten)]
+    scheduler: components::SchedulerArgs,
 }
 
 fn default_data_dir() -> anyhow::Result<PathBuf> {
@@ -81,6 +83,7 @@ pub async fn run_apiserver(args: ApiArgs) -> anyhow::Result<u8> {
 }
 
 pub async fn run(args: UpArgs) -> anyhow::Result<u8> {
+    let scheduler_config = args.scheduler.config()?;
     let (data_dir, running) = start_api(&args.api).await?;
     let client = components::client(Some(&running.kubeconfig)).await?;
     let shutdown = CancellationToken::new();
@@ -90,7 +93,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<u8> {
         parts.spawn(async move {
             (
                 "scheduler",
-                components::run_scheduler(client, shutdown).await,
+                components::run_scheduler(client, scheduler_config, shutdown).await,
             )
         });
     }

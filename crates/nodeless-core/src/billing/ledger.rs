@@ -28,7 +28,7 @@ use std::fmt;
 const SECONDS_PER_HOUR: u128 = 3600;
 
 /// How an instance is bought.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum CapacityType {
     OnDemand,
     Spot,

@@ -23,4 +23,6 @@ pub use market::{spot_ratio_ppm, utilisation_ppm, PriceHistory, PricePoint};
 pub use money::{format_money, format_money_exact, parse_money, MoneyError, NANOS_PER_UNIT, PPM};
 pub use reclaim::{over_limit, victims_for, HostRoom, SpotInstance};
 pub use report::{Format, GroupBy, LineItem, Report, ReportError, Row};
-pub use spot::{spot_policy, validate_spot_annotations, SpotError, SpotPolicy, SpotStrategy};
+pub use spot::{
+    parse_duration, spot_policy, validate_spot_annotations, SpotError, SpotPolicy, SpotStrategy,
+};

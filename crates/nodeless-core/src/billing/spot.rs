@@ -194,7 +194,7 @@ fn protection(pod: &Value) -> Result<Duration, SpotError> {
 }
 
 /// Whole hours (`1`), or whole amounts of `h`, `m` and `s` in that order (`1h30m`, `90s`).
-fn parse_duration(text: &str) -> Option<Duration> {
+pub fn parse_duration(text: &str) -> Option<Duration> {
     if text.bytes().all(|b| b.is_ascii_digit()) {
         return text
             .parse::<u64>()

@@ -1,0 +1,130 @@
+//! Spot capacity as the scheduler sees it: a Pod's capacity choice, the spot instances
+//! already placed (with what reclaiming needs to know of them), and the free room per host.
+//!
+//! The policy itself (prices, the market, victim choice) is pure and lives in
+//! `nodeless-core`'s `billing`; this module only reads Pods and the pool.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use k8s_openapi::api::core::v1::Pod;
+use nodeless_core::billing::{
+    parse_money, spot_policy, HostRoom, SpotInstance, SpotPolicy, SpotStrategy,
+};
+use nodeless_kube::billing::parse_time;
+use nodeless_kube::names::{
+    CAPACITY_SPOT, CAPACITY_TYPE_ANNOTATION, HOURLY_PRICE_ANNOTATION,
+    SPOT_PROTECTED_UNTIL_ANNOTATION, SPOT_RELEASE_AT_ANNOTATION,
+};
+
+use crate::placement::Pool;
+use crate::pods::placement_of;
+
+/// The spot policy a waiting Pod asks for (`None`: on-demand), or why it cannot be read.
+pub fn policy_of(pod: &Pod) -> Result<Option<SpotPolicy>, String> {
+    let value =
+        serde_json::to_value(pod).map_err(|e| format!("the pod does not serialize: {e}"))?;
+    spot_policy(&value).map_err(|e| e.to_string())
+}
+
+fn annotation<'a>(pod: &'a Pod, key: &str) -> Option<&'a str> {
+    pod.metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(key))
+        .map(String::as_str)
+        .filter(|v| !v.is_empty())
+}
+
+/// The hourly price a `SpotWithPriceLimit` Pod accepts at most.
+pub fn hourly_limit(policy: &SpotPolicy) -> Option<u64> {
+    match policy.strategy {
+        SpotStrategy::AsPriceGo => None,
+        SpotStrategy::WithPriceLimit { hourly_limit } => Some(hourly_limit),
+    }
+}
+
+/// Whether a placed Pod runs on spot capacity.
+pub fn is_spot(pod: &Pod) -> bool {
+    annotation(pod, CAPACITY_TYPE_ANNOTATION) == Some(CAPACITY_SPOT)
+}
+
+/// When the Pod's spot instance is to be released, if a release was decided.
+pub fn release_at(pod: &Pod) -> Option<DateTime<Utc>> {
+    annotation(pod, SPOT_RELEASE_AT_ANNOTATION).and_then(parse_time)
+}
+
+/// The running spot instances, and the uids of those already being released.
+pub fn spot_instances(pods: &[Arc<Pod>]) -> (Vec<SpotInstance>, HashSet<String>) {
+    let mut instances = Vec::new();
+    let mut releasing = HashSet::new();
+    for pod in pods {
+        if !is_spot(pod) {
+            continue;
+        }
+        let Some((host, spec)) = placement_of(pod) else {
+            continue;
+        };
+        let uid = pod.metadata.uid.clone().unwrap_or_default();
+        if release_at(pod).is_some() || pod.metadata.deletion_timestamp.is_some() {
+            releasing.insert(uid.clone());
+        }
+        let started = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.start_time.clone())
+            .or_else(|| pod.metadata.creation_timestamp.clone())
+            .map(|t| t.0)
+            .unwrap_or_default();
+        let protected_until = annotation(pod, SPOT_PROTECTED_UNTIL_ANNOTATION)
+            .and_then(parse_time)
+            .unwrap_or(started);
+        let hourly_on_demand = annotation(pod, HOURLY_PRICE_ANNOTATION)
+            .and_then(|p| parse_money(p, 9).ok())
+            .unwrap_or(0);
+        let hourly_limit = policy_of(pod).ok().flatten().and_then(|p| hourly_limit(&p));
+        instances.push(SpotInstance {
+            uid,
+            host: host.to_string(),
+            millicpu: spec.millicpu,
+            memory_mib: spec.memory_mib,
+            priority: pod.spec.as_ref().and_then(|s| s.priority).unwrap_or(0),
+            started,
+            protected_until,
+            hourly_limit,
+            hourly_on_demand,
+        });
+    }
+    (instances, releasing)
+}
+
+/// Each live host's free room after everything counted in `pool`.
+pub fn rooms(pool: &Pool) -> Vec<HostRoom> {
+    const MIB: u64 = 1024 * 1024;
+    pool.hosts()
+        .iter()
+        .map(|h| {
+            let used = pool.usage(&h.name);
+            HostRoom {
+                host: h.name.clone(),
+                free_millicpu: h.cpu_millis.saturating_sub(used.cpu_millis),
+                free_memory_mib: h.memory_bytes.saturating_sub(used.memory_bytes) / MIB,
+            }
+        })
+        .collect()
+}
+
+/// The pool's utilisation: everything placed over everything live, in parts per million.
+pub fn utilisation(pool: &Pool) -> u32 {
+    const MIB: u64 = 1024 * 1024;
+    let (mut cap_cpu, mut cap_mem, mut used_cpu, mut used_mem) = (0u64, 0u64, 0u64, 0u64);
+    for h in pool.hosts() {
+        let used = pool.usage(&h.name);
+        cap_cpu += h.cpu_millis;
+        cap_mem += h.memory_bytes / MIB;
+        used_cpu += used.cpu_millis.min(h.cpu_millis);
+        used_mem += (used.memory_bytes / MIB).min(h.memory_bytes / MIB);
+    }
+    nodeless_core::billing::utilisation_ppm(used_cpu, cap_cpu, used_mem, cap_mem)
+}
