@@ -21,6 +21,7 @@
 
 pub mod hosts;
 pub mod market;
+pub mod meter;
 pub mod node;
 pub mod placement;
 pub mod pods;
@@ -60,6 +61,8 @@ pub struct SchedulerConfig {
     pub catalog: nodeless_core::billing::PriceCatalog,
     /// How long before its release a spot instance is warned (ECI: about 3 minutes).
     pub spot_notice: Duration,
+    /// How often running Pods' `nodeless.dev/cost` annotation is brought up to date.
+    pub cost_interval: Duration,
 }
 
 /// ECI warns about three minutes ahead of releasing a spot instance.
@@ -73,6 +76,7 @@ impl Default for SchedulerConfig {
             max_concurrent_binds: 64,
             catalog: Default::default(),
             spot_notice: DEFAULT_SPOT_NOTICE,
+            cost_interval: Duration::from_secs(60),
         }
     }
 }
@@ -107,6 +111,10 @@ pub async fn run(
         catalog: config.catalog.clone(),
         notice: config.spot_notice,
     };
+    let meter = meter::Meter {
+        client: client.clone(),
+        interval: config.cost_interval,
+    };
     let scheduler = scheduler::Scheduler {
         client: client.clone(),
         pods: pods.clone(),
@@ -138,7 +146,8 @@ pub async fn run(
             tokio::join!(
                 scheduler.run(shutdown.clone()),
                 node.run(shutdown.clone()),
-                publisher.run(samples, shutdown)
+                publisher.run(samples, shutdown.clone()),
+                meter.run(shutdown)
             );
         }
     };

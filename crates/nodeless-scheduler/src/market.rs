@@ -103,9 +103,16 @@ impl Publisher {
                 },
                 MAX_HISTORY,
             );
-            if let Err(e) = self.write(&sample, &history).await {
-                tracing::warn!(error = %e, "cannot publish the spot price; retrying");
-                rx.mark_changed();
+            match self.write(&sample, &history).await {
+                Ok(()) => tracing::debug!(
+                    ratio_ppm = sample.ratio_ppm,
+                    utilisation_ppm = sample.utilisation_ppm,
+                    "spot market published"
+                ),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot publish the spot price; retrying");
+                    rx.mark_changed();
+                }
             }
             tokio::select! {
                 _ = shutdown.cancelled() => return,

@@ -15,7 +15,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::reflector::Store;
 use nodeless_core::billing::{
-    format_money, over_limit, spot_hourly, spot_ratio_ppm, victims_for, PriceCatalog, SpotPolicy,
+    format_money, over_limit, spot_hourly, spot_ratio_ppm, PriceCatalog, SpotPolicy,
 };
 use nodeless_core::instance_spec::InstanceSpec;
 use nodeless_kube::billing::format_time;
@@ -38,7 +38,7 @@ use crate::pods::{
     is_terminal, needs_scheduling, placement_of, pod_key, runtime_for, shows_unschedulable,
     spec_for,
 };
-use crate::spot::{policy_of, release_at, rooms, spot_instances, utilisation};
+use crate::spot::{policy_of, reclaim_for, release_at, spot_instances, utilisation};
 
 /// A binding this process made (or is making) for a Pod, counted until the watch shows the
 /// Pod with its host annotation, so back-to-back passes do not hand out the same room twice.
@@ -260,7 +260,7 @@ impl Scheduler {
                             message = format!("{why}; falling back to on-demand: {message}");
                         }
                         let need = (spec.millicpu, spec.memory_mib);
-                        match victims_for(need, &rooms(&pool), &spots, &releasing, now) {
+                        match reclaim_for(need, &pool, &spots, &releasing, now) {
                             Some((host, victims)) => {
                                 // The room being freed is this Pod's: later Pods must not count it.
                                 pool.count(&host, &spec);

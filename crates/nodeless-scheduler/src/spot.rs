@@ -10,7 +10,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::core::v1::Pod;
 use nodeless_core::billing::{
-    parse_money, spot_policy, HostRoom, SpotInstance, SpotPolicy, SpotStrategy,
+    parse_money, spot_policy, victims_for, HostRoom, SpotInstance, SpotPolicy, SpotStrategy,
 };
 use nodeless_kube::billing::parse_time;
 use nodeless_kube::names::{
@@ -99,20 +99,45 @@ pub fn spot_instances(pods: &[Arc<Pod>]) -> (Vec<SpotInstance>, HashSet<String>)
     (instances, releasing)
 }
 
-/// Each live host's free room after everything counted in `pool`.
-pub fn rooms(pool: &Pool) -> Vec<HostRoom> {
+/// The spot instances to reclaim so that an on-demand instance of `need` (millicpu, MiB)
+/// fits on one host, and that host; `None` if reclaiming cannot make room anywhere.
+///
+/// `pool` counts everything placed, including instances being released and the room already
+/// promised to on-demand Pods waiting for earlier releases, so a host can be over-promised:
+/// its deficit is added to what must be freed there. Instances in `releasing` count as
+/// freed already.
+pub fn reclaim_for(
+    need: (u64, u64),
+    pool: &Pool,
+    spots: &[SpotInstance],
+    releasing: &HashSet<String>,
+    now: DateTime<Utc>,
+) -> Option<(String, Vec<String>)> {
     const MIB: u64 = 1024 * 1024;
-    pool.hosts()
-        .iter()
-        .map(|h| {
-            let used = pool.usage(&h.name);
-            HostRoom {
-                host: h.name.clone(),
-                free_millicpu: h.cpu_millis.saturating_sub(used.cpu_millis),
-                free_memory_mib: h.memory_bytes.saturating_sub(used.memory_bytes) / MIB,
-            }
-        })
-        .collect()
+    let mut best: Option<(String, Vec<String>)> = None;
+    for h in pool.hosts() {
+        let used = pool.usage(&h.name);
+        let cpu_deficit = used.cpu_millis.saturating_sub(h.cpu_millis);
+        let mem_deficit = used
+            .memory_bytes
+            .saturating_sub(h.memory_bytes)
+            .div_ceil(MIB);
+        let room = HostRoom {
+            host: h.name.clone(),
+            free_millicpu: h.cpu_millis.saturating_sub(used.cpu_millis),
+            free_memory_mib: h.memory_bytes.saturating_sub(used.memory_bytes) / MIB,
+        };
+        let need_here = (need.0 + cpu_deficit, need.1 + mem_deficit);
+        let on_host: Vec<SpotInstance> =
+            spots.iter().filter(|s| s.host == h.name).cloned().collect();
+        let Some(found) = victims_for(need_here, &[room], &on_host, releasing, now) else {
+            continue;
+        };
+        if best.as_ref().is_none_or(|(_, v)| found.1.len() < v.len()) {
+            best = Some(found);
+        }
+    }
+    best
 }
 
 /// The pool's utilisation: everything placed over everything live, in parts per million.

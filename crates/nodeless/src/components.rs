@@ -186,6 +186,10 @@ pub struct SchedulerArgs {
     /// (`3m`, `90s`).
     #[arg(long, value_name = "DURATION", default_value = "3m")]
     pub spot_notice: String,
+    /// How often each running Pod's `nodeless.dev/cost` annotation (cost so far, shown by
+    /// `kubectl describe`) is brought up to date.
+    #[arg(long, value_name = "DURATION", default_value = "60s")]
+    pub cost_interval: String,
 }
 
 impl SchedulerArgs {
@@ -199,21 +203,22 @@ impl SchedulerArgs {
                     .with_context(|| format!("price catalogue {}", path.display()))?
             }
         };
-        let notice = Some(self.spot_notice.as_str())
-            .filter(|v| v.chars().any(|c| c.is_ascii_alphabetic()))
-            .and_then(nodeless_core::billing::parse_duration)
-            .with_context(|| {
-                format!(
-                    "--spot-notice {:?}: give a duration such as 3m, 90s or 1m30s",
-                    self.spot_notice
-                )
-            })?;
         Ok(nodeless_scheduler::SchedulerConfig {
             catalog,
-            spot_notice: notice,
+            spot_notice: duration("--spot-notice", &self.spot_notice)?,
+            cost_interval: duration("--cost-interval", &self.cost_interval)?
+                .max(std::time::Duration::from_secs(1)),
             ..Default::default()
         })
     }
+}
+
+/// A flag's duration with a unit (`3m`, `90s`, `1m30s`).
+fn duration(flag: &str, value: &str) -> anyhow::Result<std::time::Duration> {
+    Some(value)
+        .filter(|v| v.chars().any(|c| c.is_ascii_alphabetic()))
+        .and_then(nodeless_core::billing::parse_duration)
+        .with_context(|| format!("{flag} {value:?}: give a duration such as 3m, 90s or 1m30s"))
 }
 
 pub async fn run_scheduler(
