@@ -366,7 +366,7 @@ impl Scheduler {
                 "the spot instance will be released at {} ({reason})",
                 format_time(at)
             );
-            tracing::info!(pod = %pod_key(&pod), %message, "spot release decided");
+            tracing::info!(pod = %pod_key(&pod), notice = %message, "spot release decided");
             let written = write_notice(client, &pod, at, &message).await;
             if let Err(e) = &written {
                 tracing::warn!(pod = %pod_key(&pod), error = %e, "cannot write the spot release notice");

@@ -153,3 +153,70 @@ pub fn utilisation(pool: &Pool) -> u32 {
     }
     nodeless_core::billing::utilisation_ppm(used_cpu, cap_cpu, used_mem, cap_mem)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::placement::HostCapacity;
+    use nodeless_core::instance_spec::InstanceSpec;
+
+    const GIB: u64 = 1 << 30;
+
+    fn spot(uid: &str, started_secs: i64) -> SpotInstance {
+        let t = DateTime::from_timestamp(started_secs, 0).expect("valid");
+        SpotInstance {
+            uid: uid.into(),
+            host: "h1".into(),
+            millicpu: 1000,
+            memory_mib: 2048,
+            priority: 0,
+            started: t,
+            protected_until: t,
+            hourly_limit: None,
+            hourly_on_demand: 0,
+        }
+    }
+
+    fn full_pool() -> Pool {
+        let mut pool = Pool::new(vec![HostCapacity {
+            name: "h1".into(),
+            cpu_millis: 4000,
+            memory_bytes: 16 * GIB,
+            runtimes: vec!["runc".into()],
+        }]);
+        for _ in 0..4 {
+            pool.count("h1", &InstanceSpec::new(1000, 2048));
+        }
+        pool
+    }
+
+    #[test]
+    fn each_waiting_on_demand_pod_gets_its_own_victims() {
+        let now = DateTime::from_timestamp(1000, 0).expect("valid");
+        let spots: Vec<SpotInstance> = (0..4).map(|i| spot(&format!("s{i}"), i)).collect();
+        let mut pool = full_pool();
+        let mut releasing = HashSet::new();
+        // The first on-demand Pod: the most recently started spot instance goes.
+        let (host, victims) =
+            reclaim_for((1000, 2048), &pool, &spots, &releasing, now).expect("room");
+        assert_eq!(
+            (host.as_str(), victims.clone()),
+            ("h1", vec!["s3".to_string()])
+        );
+        releasing.extend(victims);
+        pool.count(&host, &InstanceSpec::new(1000, 2048));
+        // The second one must not count the room promised to the first: a second victim.
+        let (_, victims) = reclaim_for((1000, 2048), &pool, &spots, &releasing, now).expect("room");
+        assert_eq!(victims, vec!["s2".to_string()]);
+    }
+
+    #[test]
+    fn protected_instances_are_not_reclaimed() {
+        let now = DateTime::from_timestamp(1000, 0).expect("valid");
+        let mut spots: Vec<SpotInstance> = (0..4).map(|i| spot(&format!("s{i}"), i)).collect();
+        for s in &mut spots {
+            s.protected_until = now + chrono::Duration::hours(1);
+        }
+        assert!(reclaim_for((1000, 2048), &full_pool(), &spots, &HashSet::new(), now).is_none());
+    }
+}
