@@ -35,7 +35,7 @@ K() { kubectl "$@"; }
 BILL() { "$NODELESS_BIN" bill "$@"; }
 running() { kubectl get pods -l "app=$1" --field-selector=status.phase=Running --no-headers 2>/dev/null | wc -l; }
 # json_check PYTHON: runs a Python check over `nodeless bill -o json --by pod` as `r`.
-json_check() { BILL -o json --by pod | python3 -c "import json,sys,math,datetime,decimal; r=json.load(sys.stdin); $1"; }
+json_check() { BILL -o json --by pod -n default | python3 -c "import json,sys,math,datetime,decimal; r=json.load(sys.stdin); $1"; }
 
 echo "== bad input"
 expect_fail "nodeless bill refuses an unknown grouping" "use pod, workload or namespace" BILL --by colour
@@ -43,6 +43,19 @@ expect_fail "and a malformed time" "RFC 3339 time" BILL --since yesterday
 expect_fail "nodeless up refuses a malformed notice" "give a duration" "$NODELESS_BIN" up --data-dir "$WORK/x" --spot-notice soon
 expect_fail "a bad spot strategy is refused at create, naming the annotation" "k8s.aliyun.com/eci-spot-strategy" \
   kubectl run badspot --image=busybox --annotations=k8s.aliyun.com/eci-spot-strategy=Cheap -- sleep 1
+
+echo "== spot price limits and fallback"
+check "spot Pods with price limits" K apply -f "$HERE/billing/pricing.yaml"
+eventually "one within its limit runs on spot" 60 bash -c "kubectl get pod -n pricing capped -o jsonpath='{.status.phase} {.metadata.annotations.nodeless\.dev/capacity-type}' | grep -x 'Running spot'"
+eventually "one below the spot price falls back to on-demand" 60 bash -c "kubectl get pod -n pricing thrifty -o jsonpath='{.status.phase} {.metadata.annotations.nodeless\.dev/capacity-type}' | grep -x 'Running on-demand'"
+eventually "one below the spot price without fallback waits, saying why" 20 bash -c \
+  "kubectl get events -n pricing --field-selector involvedObject.name=cheapskate,reason=FailedScheduling -o jsonpath='{.items[*].message}' | grep 'above the pod.s limit of 0.001000 USD/h'"
+check "on-demand demand raises utilisation to 75%" K apply -f "$HERE/billing/filler.yaml"
+eventually "the spot price rises above the capped Pod's limit: it gets notice" 20 bash -c \
+  "kubectl get events -n pricing --field-selector involvedObject.name=capped,reason=SpotToBeReleased -o jsonpath='{.items[*].message}' | grep 'spot price rose to 0.025920 USD/h'"
+eventually "and is released: Failed, BidFailed" 30 bash -c "kubectl get pod -n pricing capped -o jsonpath='{.status.phase}/{.status.reason}' | grep -x Failed/BidFailed"
+check "clear the pricing namespace" K delete pods -n pricing --all --grace-period=1
+eventually "the pool is empty again" 30 bash -c "[ -z \"\$(kubectl get pods -n pricing --no-headers 2>/dev/null)\" ]"
 
 echo "== on-demand and spot share the pool"
 check "an on-demand Deployment (1 × 1-2Gi)" K apply -f "$HERE/billing/ondemand.yaml"
@@ -145,7 +158,7 @@ expect_output "--by workload groups per Deployment" "default +Deployment/batch +
 expect_output "(both of them)" "default +Deployment/steady +3 " BILL --by workload
 expect_output "--by namespace" "default +8 " BILL --by namespace
 expect_output "CSV has a header" "^namespace,instances,seconds,cost" bash -c "BILL() { \"$NODELESS_BIN\" bill \"\$@\"; }; BILL --by namespace -o csv | head -1"
-check "the API serves the same report" bash -c "diff <(kubectl get --raw '/apis/cost.nodeless.dev/v1/report?by=pod' | python3 -c 'import json,sys; r=json.load(sys.stdin); print(r[\"total\"])') <(\"$NODELESS_BIN\" bill -o json --by pod | python3 -c 'import json,sys; r=json.load(sys.stdin); print(r[\"total\"])')"
+check "the API serves the same report" bash -c "diff <(kubectl get --raw '/apis/cost.nodeless.dev/v1/report?by=pod&namespace=default' | python3 -c 'import json,sys; r=json.load(sys.stdin); print(r[\"total\"])') <(\"$NODELESS_BIN\" bill -o json --by pod -n default | python3 -c 'import json,sys; r=json.load(sys.stdin); print(r[\"total\"])')"
 expect_output "--since after everything ended bills nothing" "TOTAL +0 +0 " BILL --by namespace --since "$(date -u -d '+1 minute' +%Y-%m-%dT%H:%M:%SZ)"
 expect_output "Prometheus metrics: cost per namespace and capacity type" 'nodeless_cost_total\{namespace="default",capacity_type="spot",currency="USD"\} 0\.[0-9]+' K get --raw /metrics
 expect_output "and the spot price" "nodeless_spot_price_ratio 0\\.2" K get --raw /metrics
