@@ -84,7 +84,16 @@ async fn a_pod_is_bound_to_the_virtual_node_with_its_host_and_spec() -> anyhow::
     .await?;
     assert_eq!(
         scheduled.message.as_deref(),
-        Some("Successfully assigned default/web to nodeless (host h1, spec 2-3Gi)")
+        Some("Successfully assigned default/web to nodeless (host h1, spec 2-3Gi, on-demand, on-demand price 0.094295 USD/h)")
+    );
+    // The price is locked at binding: 2 vCPU × 0.04048 + 3 GiB × 0.004445 (default catalogue).
+    assert_eq!(
+        annotation(&p, "nodeless.dev/capacity-type"),
+        Some("on-demand")
+    );
+    assert_eq!(
+        annotation(&p, "nodeless.dev/hourly-price"),
+        Some("0.094295000")
     );
     Ok(())
 }
