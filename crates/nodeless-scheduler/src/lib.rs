@@ -19,6 +19,7 @@
 //! - Users see one node ([`node`]), `nodeless`, whose capacity is the pool's and which is
 //!   Ready while any host is live; the hosts themselves stay nodeless's business.
 
+mod capacity;
 pub mod hosts;
 pub mod market;
 pub mod meter;

@@ -14,16 +14,14 @@ use k8s_openapi::api::core::v1::{Binding, ObjectReference, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::reflector::Store;
-use nodeless_core::billing::{
-    format_money, over_limit, spot_hourly, spot_ratio_ppm, PriceCatalog, SpotPolicy,
-};
+use nodeless_core::billing::{format_money, spot_ratio_ppm, PriceCatalog, SpotPolicy};
 use nodeless_core::instance_spec::InstanceSpec;
 use nodeless_kube::billing::format_time;
 use nodeless_kube::events::pod_reference;
 use nodeless_kube::names::{
     CAPACITY_ON_DEMAND, CAPACITY_SPOT, CAPACITY_TYPE_ANNOTATION, HOST_ANNOTATION,
     HOURLY_PRICE_ANNOTATION, INSTANCE_SPEC_ANNOTATION, SPOT_PROTECTED_UNTIL_ANNOTATION,
-    SPOT_RELEASE_AT_ANNOTATION, SPOT_TO_BE_RELEASED, VIRTUAL_NODE,
+    VIRTUAL_NODE,
 };
 use nodeless_kube::{EventRecorder, EventType, Host};
 use serde_json::json;
@@ -31,6 +29,7 @@ use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::capacity::{Plan, Round};
 use crate::hosts::live_hosts;
 use crate::market::{Market, Sample};
 use crate::placement::{Pool, Request};
@@ -38,7 +37,7 @@ use crate::pods::{
     is_terminal, needs_scheduling, placement_of, pod_key, runtime_for, shows_unschedulable,
     spec_for,
 };
-use crate::spot::{policy_of, reclaim_for, release_at, spot_instances, utilisation};
+use crate::spot::{policy_of, release_at, spot_instances, utilisation};
 
 /// A binding this process made (or is making) for a Pod, counted until the watch shows the
 /// Pod with its host annotation, so back-to-back passes do not hand out the same room twice.
@@ -49,7 +48,7 @@ struct Assumed {
     binding: bool,
 }
 
-enum Outcome {
+pub(crate) enum Outcome {
     Bound {
         uid: String,
     },
@@ -66,16 +65,6 @@ enum Outcome {
         uid: String,
         written: bool,
     },
-}
-
-/// Where and on what capacity a Pod is bound, and at what price.
-#[derive(Debug, Clone)]
-struct Plan {
-    host: String,
-    spec: InstanceSpec,
-    /// `None` on-demand; `Some(protected until)` on spot.
-    spot: Option<chrono::DateTime<Utc>>,
-    hourly_on_demand: u64,
 }
 
 /// Prices and spot rules the scheduler applies.
@@ -98,7 +87,7 @@ pub(crate) struct Scheduler {
 }
 
 #[derive(Default)]
-struct State {
+pub(crate) struct State {
     assumed: HashMap<String, Assumed>,
     /// The last Unschedulable message reported per Pod uid, so a resync repeats no event.
     reported: HashMap<String, String>,
@@ -107,10 +96,12 @@ struct State {
     sized: HashMap<String, KnownSize>,
     /// Spot instances whose release notice this process is writing or wrote, until the
     /// watch shows the Pod with its release time.
-    releasing: HashSet<String>,
+    pub(crate) releasing: HashSet<String>,
 }
 
 type Sizing = Result<(InstanceSpec, &'static str), String>;
+/// A waiting Pod's spot policy (`None`: on-demand), or why its annotations are unusable.
+type Policy = Result<Option<SpotPolicy>, String>;
 
 struct KnownSize {
     resource_version: Option<String>,
@@ -177,28 +168,18 @@ impl Scheduler {
             utilisation_ppm: utilisation,
             instances: counts,
         });
-        let by_uid: HashMap<&str, &Arc<Pod>> = pods.iter().map(|p| (uid(p), p)).collect();
         let (spots, mut releasing) = spot_instances(&pods);
         releasing.extend(state.releasing.iter().cloned());
-        for victim in over_limit(&spots, ratio, now) {
-            if releasing.insert(victim.clone()) {
-                if let Some(pod) = by_uid.get(victim.as_str()) {
-                    let hourly = spots
-                        .iter()
-                        .find(|s| s.uid == victim)
-                        .map(|s| spot_hourly(s.hourly_on_demand, ratio))
-                        .unwrap_or(0);
-                    let reason = format!(
-                        "the spot price rose to {} {}/h, above the pod's limit",
-                        format_money(u128::from(hourly), 6),
-                        self.economy.catalog.currency
-                    );
-                    state.releasing.insert(victim.clone());
-                    tasks.spawn(self.notice((*pod).clone(), reason));
-                }
-            }
-        }
-        let mut waiting: Vec<(&Arc<Pod>, Result<Option<SpotPolicy>, String>)> = pods
+        let mut round = Round {
+            now,
+            ratio,
+            by_uid: pods.iter().map(|p| (uid(p), p)).collect(),
+            spots,
+            releasing,
+            on_demand_short: false,
+        };
+        self.reclaim_over_limit(&mut round, state, tasks);
+        let mut waiting: Vec<(&Arc<Pod>, Policy)> = pods
             .iter()
             .filter(|p| needs_scheduling(p) && !state.assumed.contains_key(uid(p)))
             .map(|p| (p, policy_of(p)))
@@ -206,7 +187,7 @@ impl Scheduler {
         // On-demand Pods first: spot instances only take capacity on-demand ones do not.
         waiting.sort_by(|(a, pa), (b, pb)| {
             let created = |p: &Pod| p.metadata.creation_timestamp.clone().map(|t| t.0);
-            let spot = |p: &Result<Option<SpotPolicy>, String>| matches!(p, Ok(Some(_)));
+            let spot = |p: &Policy| matches!(p, Ok(Some(_)));
             (spot(pa), created(a), pod_key(a)).cmp(&(spot(pb), created(b), pod_key(b)))
         });
         let waiting_uids: HashSet<&str> = waiting.iter().map(|(p, _)| uid(p)).collect();
@@ -214,73 +195,20 @@ impl Scheduler {
             .reported
             .retain(|u, _| waiting_uids.contains(u.as_str()));
         state.sized.retain(|u, _| waiting_uids.contains(u.as_str()));
-        let mut on_demand_short = false;
         for (pod, policy) in waiting {
             let planned = state.size(pod).and_then(|(spec, runtime)| {
-                let policy = policy.clone()?;
                 let request = Request {
                     spec: &spec,
                     runtime,
                 };
-                let hourly = self
-                    .economy
-                    .catalog
-                    .hourly_on_demand(&spec)
-                    .map_err(|e| e.to_string())?;
-                let on_spot = match &policy {
-                    None => None,
-                    Some(p) => {
-                        match self.spot_room(
-                            &mut pool,
-                            request,
-                            p,
-                            hourly,
-                            ratio,
-                            on_demand_short,
-                            now,
-                        ) {
-                            Ok(plan) => return Ok(plan),
-                            Err(why) if !p.fallback => return Err(why),
-                            Err(why) => Some(why),
-                        }
-                    }
-                };
-                // On-demand (or a spot Pod falling back to it).
-                match pool.place(request) {
-                    Ok(host) => Ok(Plan {
-                        host,
-                        spec: spec.clone(),
-                        spot: None,
-                        hourly_on_demand: hourly,
-                    }),
-                    Err(e) => {
-                        on_demand_short = true;
-                        let mut message = e.to_string();
-                        if let Some(why) = on_spot {
-                            message = format!("{why}; falling back to on-demand: {message}");
-                        }
-                        let need = (spec.millicpu, spec.memory_mib);
-                        match reclaim_for(need, &pool, &spots, &releasing, now) {
-                            Some((host, victims)) => {
-                                // The room being freed is this Pod's: later Pods must not count it.
-                                pool.count(&host, &spec);
-                                for v in &victims {
-                                    releasing.insert(v.clone());
-                                    if let Some(p) = by_uid.get(v.as_str()) {
-                                        state.releasing.insert(v.clone());
-                                        let reason =
-                                            "on-demand instances need its capacity".to_string();
-                                        tasks.spawn(self.notice((*p).clone(), reason));
-                                    }
-                                }
-                                Err(format!(
-                                    "{message}; reclaiming spot capacity on host {host} for it"
-                                ))
-                            }
-                            None => Err(message),
-                        }
-                    }
-                }
+                self.plan(
+                    &mut round,
+                    state,
+                    tasks,
+                    &mut pool,
+                    request,
+                    policy.clone()?,
+                )
             });
             match planned {
                 Ok(plan) => {
@@ -304,81 +232,6 @@ impl Scheduler {
                         tasks.spawn(self.report(pod.clone(), message));
                     }
                 }
-            }
-        }
-    }
-
-    /// Places a spot Pod on free capacity at an acceptable price, or says why not.
-    #[allow(clippy::too_many_arguments)]
-    fn spot_room(
-        &self,
-        pool: &mut Pool,
-        request: Request<'_>,
-        policy: &SpotPolicy,
-        hourly: u64,
-        ratio: u32,
-        on_demand_short: bool,
-        now: chrono::DateTime<Utc>,
-    ) -> Result<Plan, String> {
-        if on_demand_short {
-            return Err(
-                "no spot capacity: on-demand instances are waiting for the free capacity".into(),
-            );
-        }
-        let price = spot_hourly(hourly, ratio);
-        if let Some(limit) = crate::spot::hourly_limit(policy) {
-            if price > limit {
-                let currency = &self.economy.catalog.currency;
-                return Err(format!(
-                    "the spot price of {} is {} {currency}/h, above the pod's limit of {} {currency}/h",
-                    request.spec,
-                    format_money(u128::from(price), 6),
-                    format_money(u128::from(limit), 6),
-                ));
-            }
-        }
-        let host = pool
-            .place(request)
-            .map_err(|e| format!("no spot capacity: {e}"))?;
-        let protection = chrono::Duration::from_std(policy.protection).unwrap_or_default();
-        Ok(Plan {
-            host,
-            spec: request.spec.clone(),
-            spot: Some(now + protection),
-            hourly_on_demand: hourly,
-        })
-    }
-
-    /// Warns a spot Pod that its instance will be released after the notice period: the
-    /// release time on the Pod (which the host agent acts on), a `SpotToBeReleased`
-    /// condition and event.
-    fn notice(
-        &self,
-        pod: Arc<Pod>,
-        reason: String,
-    ) -> impl std::future::Future<Output = Outcome> + Send + 'static {
-        let (client, recorder) = (self.client.clone(), self.recorder.clone());
-        let notice = chrono::Duration::from_std(self.economy.notice).unwrap_or_default();
-        async move {
-            let uid = uid(&pod).to_string();
-            let at = Utc::now() + notice;
-            let message = format!(
-                "the spot instance will be released at {} ({reason})",
-                format_time(at)
-            );
-            tracing::info!(pod = %pod_key(&pod), notice = %message, "spot release decided");
-            let written = write_notice(client, &pod, at, &message).await;
-            if let Err(e) = &written {
-                tracing::warn!(pod = %pod_key(&pod), error = %e, "cannot write the spot release notice");
-            } else {
-                let object = pod_reference(&pod, None);
-                recorder
-                    .record(&object, EventType::Warning, SPOT_TO_BE_RELEASED, &message)
-                    .await;
-            }
-            Outcome::Noticed {
-                uid,
-                written: written.is_ok(),
             }
         }
     }
@@ -514,7 +367,7 @@ impl State {
     }
 }
 
-fn uid(pod: &Pod) -> &str {
+pub(crate) fn uid(pod: &Pod) -> &str {
     pod.metadata.uid.as_deref().unwrap_or("")
 }
 
@@ -555,41 +408,6 @@ async fn post_binding(client: kube::Client, pod: &Pod, plan: &Plan) -> Result<()
     let body = serde_json::to_vec(&binding).map_err(kube::Error::SerdeError)?;
     let api: Api<Pod> = Api::namespaced(client, namespace);
     api.create_subresource::<serde_json::Value>("binding", &name, &PostParams::default(), body)
-        .await
-        .map(|_| ())
-}
-
-/// The release time on the Pod's metadata, then the SpotToBeReleased condition on its status.
-async fn write_notice(
-    client: kube::Client,
-    pod: &Pod,
-    at: chrono::DateTime<Utc>,
-    message: &str,
-) -> Result<(), kube::Error> {
-    let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
-    let name = pod.metadata.name.as_deref().unwrap_or_default();
-    let api: Api<Pod> = Api::namespaced(client, namespace);
-    let meta = json!({
-        "metadata": {
-            "uid": pod.metadata.uid,
-            "annotations": { SPOT_RELEASE_AT_ANNOTATION: format_time(at) }
-        }
-    });
-    api.patch(name, &PatchParams::default(), &Patch::Merge(&meta))
-        .await?;
-    let status = json!({
-        "status": {
-            "conditions": [{
-                "type": SPOT_TO_BE_RELEASED,
-                "status": "True",
-                "reason": SPOT_TO_BE_RELEASED,
-                "message": message,
-                "lastProbeTime": null,
-                "lastTransitionTime": Time(Utc::now()),
-            }]
-        }
-    });
-    api.patch_status(name, &PatchParams::default(), &Patch::Strategic(&status))
         .await
         .map(|_| ())
 }
