@@ -23,8 +23,9 @@ use crate::pods::placement_of;
 
 /// The spot policy a waiting Pod asks for (`None`: on-demand), or why it cannot be read.
 pub fn policy_of(pod: &Pod) -> Result<Option<SpotPolicy>, String> {
-    let value =
-        serde_json::to_value(pod).map_err(|e| format!("the pod does not serialize: {e}"))?;
+    // The policy reads only annotations: hand over those, not the whole Pod serialized
+    // (a pass looks at every waiting Pod, and a burst makes hundreds of passes).
+    let value = serde_json::json!({ "metadata": { "annotations": pod.metadata.annotations } });
     spot_policy(&value).map_err(|e| e.to_string())
 }
 
@@ -158,6 +159,19 @@ pub fn utilisation(pool: &Pool) -> u32 {
 mod tests {
     use super::*;
     use crate::placement::HostCapacity;
+
+    #[test]
+    fn the_policy_comes_from_our_annotations_or_the_ask_aliases() {
+        let pod = |annotations: serde_json::Value| -> Pod {
+            serde_json::from_value(serde_json::json!({"metadata": {"annotations": annotations}}))
+                .expect("pod")
+        };
+        assert_eq!(policy_of(&pod(serde_json::json!({}))), Ok(None));
+        let ask = pod(serde_json::json!({"k8s.aliyun.com/eci-spot-strategy": "SpotAsPriceGo"}));
+        assert!(matches!(policy_of(&ask), Ok(Some(_))));
+        let bad = pod(serde_json::json!({"nodeless.dev/spot-strategy": "Cheap"}));
+        assert!(policy_of(&bad).is_err());
+    }
     use nodeless_core::instance_spec::InstanceSpec;
 
     const GIB: u64 = 1 << 30;
