@@ -212,3 +212,92 @@ async fn a_runtime_watcher_sees_the_initial_state() -> anyhow::Result<()> {
     assert_eq!(obj.metadata.name.as_deref(), Some("seed"));
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cost_report_bills_a_silent_host_only_to_its_last_heartbeat() -> anyhow::Result<()> {
+    use nodeless_kube::billing::{format_time, UsageRecord, UsageRecordSpec};
+    use nodeless_kube::{Host, HostSpec};
+    let c = cluster().await?;
+    nodeless_kube::host::ensure::<Host>(&c.client).await?;
+    nodeless_kube::host::ensure::<UsageRecord>(&c.client).await?;
+    let now = chrono::Utc::now();
+    let ago = |s: i64| now - chrono::Duration::seconds(s);
+    let hosts: Api<Host> = Api::all(c.client.clone());
+    for (name, beat) in [("silent", ago(600)), ("live", now)] {
+        let spec = HostSpec {
+            address: "10.0.0.1".into(),
+            endpoint: "http://10.0.0.1:10250".into(),
+            token_secret: "t".into(),
+            capacity: Default::default(),
+            runtimes: vec![],
+        };
+        hosts
+            .create(&PostParams::default(), &Host::new(name, spec))
+            .await?;
+        let status = json!({"status": {"heartbeatTime": beat.to_rfc3339()}});
+        hosts
+            .patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
+            .await?;
+    }
+    let records: Api<UsageRecord> = Api::namespaced(c.client.clone(), "default");
+    // 3.6 per hour is 0.001 per second.
+    for (pod, host, end) in [
+        ("a", "silent", None),
+        ("b", "live", None),
+        ("c", "live", Some(ago(600))),
+    ] {
+        let spec = UsageRecordSpec {
+            pod: pod.into(),
+            pod_uid: format!("uid-{pod}"),
+            workload: format!("Pod/{pod}"),
+            host: host.into(),
+            instance_spec: "1-2Gi".into(),
+            capacity_type: "OnDemand".into(),
+            hourly_on_demand: "3.6".into(),
+            start_time: format_time(ago(1200)),
+        };
+        records
+            .create(
+                &PostParams::default(),
+                &UsageRecord::new(&format!("uid-{pod}"), spec),
+            )
+            .await?;
+        if let Some(end) = end {
+            let status = json!({"status": {"endTime": format_time(end), "endReason": "Deleted"}});
+            records
+                .patch_status(
+                    &format!("uid-{pod}"),
+                    &PatchParams::default(),
+                    &Patch::Merge(&status),
+                )
+                .await?;
+        }
+    }
+    let request = http::Request::get("/apis/cost.nodeless.dev/v1/report?by=pod").body(Vec::new())?;
+    let report: serde_json::Value = c.client.request(request).await?;
+    let item = |pod: &str| {
+        report["items"]
+            .as_array()
+            .and_then(|items| items.iter().find(|i| i["pod"] == pod))
+            .cloned()
+            .unwrap_or_default()
+    };
+    // The silent host's instance is billed up to its last heartbeat, no further.
+    assert_eq!(item("a")["seconds"], 600, "{report}");
+    assert_eq!(item("a")["cost"], "0.600000000");
+    let running = item("b")["seconds"].as_u64().unwrap_or(0);
+    assert!((1199..=1202).contains(&running), "{report}");
+    assert_eq!(item("c")["seconds"], 600);
+    assert_eq!(report["total"]["instances"], 3);
+    let bad = http::Request::get("/apis/cost.nodeless.dev/v1/report?by=colour").body(Vec::new())?;
+    let err = c
+        .client
+        .request::<serde_json::Value>(bad)
+        .await
+        .expect_err("bad grouping");
+    assert!(
+        matches!(err, kube::Error::Api(ref s) if s.code == 400),
+        "{err:?}"
+    );
+    Ok(())
+}
