@@ -83,13 +83,15 @@ expect_output "and the SpotToBeReleased event says when and why" "SpotToBeReleas
   bash -c "kubectl get events --field-selector reason=SpotToBeReleased -o jsonpath='{range .items[*]}{.reason} {.message}{\"\\n\"}{end}'"
 expect_output "the waiting on-demand Pods say spot capacity is being reclaimed" "reclaiming spot capacity" \
   bash -c "kubectl get events --field-selector reason=FailedScheduling -o jsonpath='{.items[*].message}'"
-check "the notice was given within 2 s of the new on-demand Pods' creation (server times)" python3 - <<'PY'
+# The 1 s bar is measured by `./x bench billing`; here, with second-resolution server times on
+# a possibly busy CI machine, a few seconds' slack.
+check "the notice was given within 5 s of the new on-demand Pods' creation (server times)" python3 - <<'PY'
 import json, subprocess, datetime
 def t(s): return datetime.datetime.fromisoformat(s.replace("Z", "+00:00"))
 pods = lambda app: json.loads(subprocess.check_output(["kubectl", "get", "pods", "-l", "app=" + app, "-o", "json"]))["items"]
 created = max(t(p["metadata"]["creationTimestamp"]) for p in pods("steady"))
 noticed = [t(c["lastTransitionTime"]) for p in pods("batch") for c in p["status"].get("conditions", []) if c["type"] == "SpotToBeReleased"]
-assert len(noticed) == 2 and all((n - created).total_seconds() <= 2 for n in noticed), (created, noticed)
+assert len(noticed) == 2 and all((n - created).total_seconds() <= 5 for n in noticed), (created, noticed)
 PY
 eventually "after the notice the 2 spot Pods end Failed with reason BidFailed" 30 bash -c \
   "[ \$(kubectl get pods -l app=batch -o jsonpath='{range .items[*]}{.status.phase}/{.status.reason}{\"\\n\"}{end}' | grep -c Failed/BidFailed) = 2 ]"
@@ -126,7 +128,8 @@ check "no record was lost, duplicated, restarted or ended by the crash" bash -c 
 
 echo "== capacity returns: spot Pods run again"
 check "scale the on-demand Deployment back to 1" K scale deploy/steady --replicas=1
-eventually "the 2 waiting spot Pods run" 60 bash -c "[ \$(kubectl get pods -l app=batch --field-selector=status.phase=Running --no-headers | wc -l) = 3 ]"
+# The restarted controllers first wait out the killed process's leader Lease (15 s).
+eventually "the 2 waiting spot Pods run" 120 bash -c "[ \$(kubectl get pods -l app=batch --field-selector=status.phase=Running --no-headers | wc -l) = 3 ] || { kubectl get deploy,rs,pods -o wide; false; }"
 eventually "their records are spot" 20 bash -c "[ \$(kubectl get usagerecords -o jsonpath='{range .items[*]}{.spec.capacityType}{\"\\n\"}{end}' | grep -c Spot) = 5 ]"
 
 echo "== the bill"
@@ -161,6 +164,7 @@ expect_output "CSV has a header" "^namespace,instances,seconds,cost" bash -c "BI
 check "the API serves the same report" bash -c "diff <(kubectl get --raw '/apis/cost.nodeless.dev/v1/report?by=pod&namespace=default' | python3 -c 'import json,sys; r=json.load(sys.stdin); print(r[\"total\"])') <(\"$NODELESS_BIN\" bill -o json --by pod -n default | python3 -c 'import json,sys; r=json.load(sys.stdin); print(r[\"total\"])')"
 expect_output "--since after everything ended bills nothing" "TOTAL +0 +0 " BILL --by namespace --since "$(date -u -d '+1 minute' +%Y-%m-%dT%H:%M:%SZ)"
 expect_output "Prometheus metrics: cost per namespace and capacity type" 'nodeless_cost_total\{namespace="default",capacity_type="spot",currency="USD"\} 0\.[0-9]+' K get --raw /metrics
-expect_output "and the spot price" "nodeless_spot_price_ratio 0\\.2" K get --raw /metrics
+# The market is published asynchronously (at most once a second) after the pool empties.
+eventually "and the spot price, back at the floor" 15 bash -c "kubectl get --raw /metrics | grep -x 'nodeless_spot_price_ratio 0.2'"
 
 summary
