@@ -26,10 +26,7 @@ cleanup() {
   fi
   stop_nodeless
   if [ -n "$DATA" ]; then
-    "$NODELESS_BIN" runtime --root "$DATA/engine" ps -a 2>/dev/null | awk 'NR>1{print $1}' | while read -r n; do
-      "$NODELESS_BIN" runtime --root "$DATA/engine" rm -f "$n" >/dev/null 2>&1
-    done
-    "$NODELESS_BIN" runtime --root "$DATA/engine" prune >/dev/null 2>&1
+    remove_instances "$DATA/engine"
   fi
   stop_registry
   rm -rf "$WORK"
@@ -125,7 +122,7 @@ PY
 kubectl delete deploy --all >/dev/null
 kubectl delete pods --all --grace-period=0 --force >/dev/null 2>&1 || true
 stop_nodeless
-"$NODELESS_BIN" runtime --root "$DATA/engine" prune >/dev/null 2>&1 || true
+remove_instances "$DATA/engine"
 
 steady_state() { # COST_INTERVAL
   DATA="$WORK/ledger-$1"
@@ -146,10 +143,7 @@ steady_state() { # COST_INTERVAL
   kubectl delete deploy many --wait=false >/dev/null
   kubectl delete pods --all --grace-period=0 --force >/dev/null 2>&1 || true
   stop_nodeless
-  "$NODELESS_BIN" runtime --root "$DATA/engine" ps -a 2>/dev/null | awk 'NR>1{print $1}' | while read -r n; do
-    "$NODELESS_BIN" runtime --root "$DATA/engine" rm -f "$n" >/dev/null 2>&1
-  done
-  "$NODELESS_BIN" runtime --root "$DATA/engine" prune >/dev/null 2>&1 || true
+  remove_instances "$DATA/engine"
 }
 echo "## 2. ledger overhead at steady state"
 steady_state 60s

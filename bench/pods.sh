@@ -25,10 +25,7 @@ cleanup() {
   podman ps -aq --filter label=nodeless-bench=1 | xargs -r podman rm -f -t 0 >/dev/null 2>&1 || true
   if [ -n "${NODELESS_PID:-}" ]; then kubectl delete pods --all --grace-period=0 --force >/dev/null 2>&1 || true; fi
   stop_nodeless
-  "$NODELESS_BIN" runtime --root "$DATA/engine" ps -a 2>/dev/null | awk 'NR>1{print $1}' | while read -r n; do
-    "$NODELESS_BIN" runtime --root "$DATA/engine" rm -f "$n" >/dev/null 2>&1
-  done
-  "$NODELESS_BIN" runtime --root "$DATA/engine" prune >/dev/null 2>&1
+  remove_instances "$DATA/engine"
   stop_registry
   rm -rf "$WORK"
 }

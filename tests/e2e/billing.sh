@@ -18,10 +18,7 @@ cleanup() {
   fi
   stop_nodeless
   cp "$DATA.log" "${TMPDIR:-/tmp}/nodeless-e2e-billing.log" 2>/dev/null
-  "$NODELESS_BIN" runtime --root "$DATA/engine" ps -a 2>/dev/null | awk 'NR>1{print $1}' | while read -r n; do
-    "$NODELESS_BIN" runtime --root "$DATA/engine" rm -f "$n" >/dev/null 2>&1
-  done
-  "$NODELESS_BIN" runtime --root "$DATA/engine" prune >/dev/null 2>&1
+  remove_instances "$DATA/engine"
   stop_registry
   rm -rf "$WORK"
 }

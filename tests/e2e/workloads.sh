@@ -15,10 +15,7 @@ cleanup() {
     sleep 1
   fi
   stop_nodeless
-  "$NODELESS_BIN" runtime --root "$DATA/engine" ps -a 2>/dev/null | awk 'NR>1{print $1}' | while read -r n; do
-    "$NODELESS_BIN" runtime --root "$DATA/engine" rm -f "$n" >/dev/null 2>&1
-  done
-  "$NODELESS_BIN" runtime --root "$DATA/engine" prune >/dev/null 2>&1
+  remove_instances "$DATA/engine"
   stop_registry
   rm -rf "$WORK"
 }

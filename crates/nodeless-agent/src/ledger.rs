@@ -34,6 +34,8 @@ const RETRY: Duration = Duration::from_secs(1);
 enum State {
     Opening,
     Open,
+    /// The end is being written (only one writer per record).
+    Closing,
     Closed,
 }
 
@@ -202,10 +204,14 @@ impl Ledger {
         end: DateTime<Utc>,
         reason: EndReason,
     ) -> Option<tokio::task::JoinHandle<()>> {
-        let namespace = match self.lock().get(&uid) {
-            None => return None,
-            Some(e) if e.state == State::Closed => return None,
-            Some(e) => e.namespace.clone(),
+        let namespace = {
+            let mut records = self.lock();
+            let entry = records.get_mut(&uid)?;
+            if matches!(entry.state, State::Closing | State::Closed) {
+                return None;
+            }
+            entry.state = State::Closing;
+            entry.namespace.clone()
         };
         Some(tokio::spawn(async move {
             let api: Api<UsageRecord> = Api::namespaced(self.client.clone(), &namespace);

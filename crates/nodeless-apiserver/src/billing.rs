@@ -154,13 +154,12 @@ pub fn serve_metrics(api: &Api) -> Response<Body> {
             f64::from(u) / 1e6
         );
     }
-    let mut r = respond::json_bytes(
+    // `json_bytes` writes any body with the content type it is given.
+    respond::json_bytes(
         StatusCode::OK,
         out.into_bytes(),
         "text/plain; version=0.0.4",
-    );
-    *r.status_mut() = StatusCode::OK;
-    r
+    )
 }
 
 fn escape(s: &str) -> String {

@@ -35,6 +35,16 @@ stop_nodeless() {
   NODELESS_PID=
 }
 
+# remove_instances ENGINE_ROOT: removes every instance an engine root still holds and releases
+# its spare network namespaces, so nothing outlives a test or benchmark.
+remove_instances() {
+  local root=$1
+  "$NODELESS_BIN" runtime --root "$root" ps -a 2>/dev/null | awk 'NR>1{print $1}' | while read -r n; do
+    "$NODELESS_BIN" runtime --root "$root" rm -f "$n" >/dev/null 2>&1
+  done
+  "$NODELESS_BIN" runtime --root "$root" prune >/dev/null 2>&1 || true
+}
+
 pass() { PASSED=$((PASSED + 1)); echo "  ok   $1"; }
 fail() { FAILED=$((FAILED + 1)); FAILURES+=("$1"); echo "  FAIL $1"; [ -n "${2:-}" ] && echo "$2" | sed 's/^/       /'; }
 
