@@ -17,6 +17,8 @@ use super::state::{self, InstanceDir, InstanceLock, InstanceRecord};
 use super::supervisor::{ShimConfig, ShimContainer, READY_LINE};
 use crate::sandbox::bundle::{self, BindMount, BundleSpec, Resources};
 use crate::sandbox::cgroups;
+use crate::sandbox::rootfs;
+use crate::sandbox::runtime::RuntimeKind;
 use crate::sandbox::user;
 
 /// Checks what the engine relies on: names are DNS labels and unique, mounts name volumes,
@@ -325,22 +327,35 @@ impl LocalEngine {
     ) -> Result<ShimContainer, EngineError> {
         let cdir = dir.container(&c.name);
         let rootfs = dir.rootfs(&c.name);
-        self.inner.mounter.mount_overlay(
-            &image.layers,
-            &cdir.join("upper"),
-            &cdir.join("work"),
-            &rootfs,
-        )?;
+        let (upper, work) = (cdir.join("upper"), cdir.join("work"));
         let user_spec = c
             .user
             .clone()
             .or_else(|| image.user.clone())
             .unwrap_or_default();
-        let resolved =
-            user::resolve_user(&rootfs, &user_spec).map_err(|source| EngineError::User {
-                container: c.name.clone(),
-                source,
-            })?;
+        // runc mounts the overlay itself, in the container's mount namespace; runsc cannot
+        // mount one on `/`, so its root is mounted here.
+        let in_container = spec.runtime == RuntimeKind::Runc;
+        let (rootfs_overlay, resolved) = if in_container {
+            let options = rootfs::in_container_overlay(
+                &image.layers,
+                &upper,
+                &work,
+                &rootfs,
+                self.inner.overlay_volatile,
+            )?;
+            let user = user::resolve_user_in_layers(&image.layers, &user_spec);
+            (Some(options), user)
+        } else {
+            self.inner
+                .mounter
+                .mount_overlay(&image.layers, &upper, &work, &rootfs)?;
+            (None, user::resolve_user(&rootfs, &user_spec))
+        };
+        let resolved = resolved.map_err(|source| EngineError::User {
+            container: c.name.clone(),
+            source,
+        })?;
         let bundle_err = |source| EngineError::Bundle {
             container: c.name.clone(),
             source,
@@ -392,6 +407,7 @@ impl LocalEngine {
         }
         let b = BundleSpec {
             rootfs: rootfs.clone(),
+            rootfs_overlay,
             readonly_rootfs: c.readonly_rootfs,
             args,
             env,
@@ -424,6 +440,7 @@ impl LocalEngine {
         Ok(ShimContainer {
             name: c.name.clone(),
             runtime_id: state::runtime_id(&spec.id, &c.name),
+            overlay_work: in_container.then_some(work),
             bundle: cdir,
             cgroup,
             log_dir: dir.logs(&c.name),

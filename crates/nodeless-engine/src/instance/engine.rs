@@ -290,6 +290,8 @@ pub(crate) struct Inner {
     pub(crate) runtimes: Arc<dyn RuntimeLocator>,
     pub(crate) mounter: Arc<dyn Mounter>,
     pub(crate) cgroups: Cgroups,
+    /// Whether root overlays the runtime mounts itself may be `volatile` (this kernel's).
+    pub(crate) overlay_volatile: bool,
     pub(crate) events: broadcast::Sender<InstanceEvent>,
     /// Probe results per (instance, container): (ready, started).
     pub(crate) probe_state: Mutex<HashMap<(String, String), ProbeResult>>,
@@ -323,6 +325,7 @@ impl LocalEngine {
                 runtimes: parts.runtimes,
                 mounter: parts.mounter,
                 cgroups: parts.cgroups,
+                overlay_volatile: crate::sandbox::rootfs::host_has_volatile(),
                 events,
                 probe_state: Mutex::new(HashMap::new()),
                 tasks: Mutex::new(HashMap::new()),
@@ -361,17 +364,20 @@ impl LocalEngine {
     pub(crate) fn status_of(&self, rec: &InstanceRecord) -> InstanceStatus {
         let dir = self.dir(&rec.spec.id);
         let alive = self.supervisor_alive(rec);
-        let probes = self
-            .inner
-            .probe_state
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        // Looked up per container, not copied: the map holds every instance's containers.
+        let probe = |name: &str| {
+            self.inner
+                .probe_state
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&(rec.spec.id.clone(), name.to_string()))
+                .copied()
+        };
         let view = |c: &super::spec::ContainerSpec, has_probes: bool| {
             let status =
                 read_status(&dir.status(&c.name)).unwrap_or_else(|| ContainerStatus::new(&c.name));
             let running = status.state.is_running();
-            let (ready, started) = match probes.get(&(rec.spec.id.clone(), c.name.clone())) {
+            let (ready, started) = match probe(&c.name) {
                 Some(p) => (p.ready, p.started),
                 None => (running && !has_probes, running),
             };

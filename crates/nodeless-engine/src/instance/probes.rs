@@ -235,21 +235,26 @@ impl LocalEngine {
     }
 
     /// Emits an event whenever an instance's status changes, polling every `period`. Owned by
-    /// the engine; stops when the engine is dropped.
+    /// the engine; stops when the engine is dropped. The scan reads files, so it runs on the
+    /// blocking pool, and re-parses an instance's record only when the file changed.
     pub fn watch(&self, period: Duration) {
         let weak = std::sync::Arc::downgrade(&self.inner);
         let handle = tokio::spawn(async move {
             let mut last: HashMap<String, super::engine::InstanceStatus> = HashMap::new();
+            let mut records = RecordCache::default();
             loop {
                 tokio::time::sleep(period).await;
                 let Some(inner) = weak.upgrade() else { return };
                 let engine = LocalEngine { inner };
-                let mut seen = HashMap::new();
-                for id in state::list_ids(&engine.inner.cfg.root) {
-                    if let Ok(rec) = engine.dir(&id).read_record() {
-                        seen.insert(id, engine.status_of(&rec));
-                    }
-                }
+                let scan = {
+                    let engine = engine.clone();
+                    tokio::task::spawn_blocking(move || {
+                        let seen = records.scan(&engine);
+                        (seen, records)
+                    })
+                };
+                let Ok((seen, cache)) = scan.await else { return };
+                records = cache;
                 for (id, status) in &seen {
                     if last.get(id) != Some(status) {
                         engine.emit(status.clone());
@@ -265,6 +270,44 @@ impl LocalEngine {
             }
         });
         self.add_task("", handle);
+    }
+}
+
+/// Identifies one version of a record file: records are replaced by rename, so a new version
+/// is a new inode (the time and length guard against inode reuse).
+type Stamp = (u64, i64, i64, u64);
+
+fn stamp(path: &std::path::Path) -> Option<Stamp> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.ino(), m.mtime(), m.mtime_nsec(), m.size()))
+}
+
+/// Instance records as last parsed, by instance id. The watch looks at every instance several
+/// times a second and a record holds the whole spec, while records change rarely.
+#[derive(Default)]
+struct RecordCache(HashMap<String, (Stamp, InstanceRecord)>);
+
+impl RecordCache {
+    /// Every instance's status now; forgets instances that are gone.
+    fn scan(&mut self, engine: &LocalEngine) -> HashMap<String, super::engine::InstanceStatus> {
+        let mut seen = HashMap::new();
+        let mut fresh = HashMap::new();
+        for id in state::list_ids(&engine.inner.cfg.root) {
+            let dir = engine.dir(&id);
+            let Some(now) = stamp(&dir.record()) else { continue };
+            let rec = match self.0.remove(&id) {
+                Some((then, rec)) if then == now => rec,
+                _ => match dir.read_record() {
+                    Ok(rec) => rec,
+                    Err(_) => continue,
+                },
+            };
+            seen.insert(id.clone(), engine.status_of(&rec));
+            fresh.insert(id, (now, rec));
+        }
+        self.0 = fresh;
+        seen
     }
 }
 

@@ -38,6 +38,10 @@ pub struct ShimContainer {
     pub cgroup: String,
     pub log_dir: PathBuf,
     pub status_path: PathBuf,
+    /// The work directory of a root overlay the runtime mounts itself, whose `volatile`
+    /// marker must go before each run (`rootfs::clear_volatile_marker`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overlay_work: Option<PathBuf>,
 }
 
 /// Everything the shim needs, written by the engine as JSON next to the instance's state.
@@ -197,6 +201,9 @@ impl Supervisor {
         // a directory named after it, so only pay for a delete when there is one.
         if rt.state_root.join(&c.runtime_id).exists() {
             let _ = self.quiet(rt.delete(&c.runtime_id, true));
+        }
+        if let Some(work) = &c.overlay_work {
+            crate::sandbox::rootfs::clear_volatile_marker(work);
         }
         let restart = status.restart_count;
         if restart >= 2 {

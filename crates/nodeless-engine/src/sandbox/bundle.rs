@@ -37,6 +37,9 @@ pub struct BindMount {
 #[derive(Debug, Clone, Default)]
 pub struct BundleSpec {
     pub rootfs: PathBuf,
+    /// Overlay options for the runtime to mount on `/` inside the container's mount namespace
+    /// (see `rootfs::in_container_overlay`); `None` when `rootfs` is already mounted.
+    pub rootfs_overlay: Option<String>,
     pub readonly_rootfs: bool,
     pub args: Vec<String>,
     pub env: Vec<String>,
@@ -184,8 +187,21 @@ fn namespaces(netns: Option<&Path>) -> Result<Vec<LinuxNamespace>, BundleError> 
     Ok(out)
 }
 
-fn mounts(binds: &[BindMount]) -> Result<Vec<Mount>, BundleError> {
-    let mut out = oci_spec::runtime::get_default_mounts();
+fn mounts(overlay: Option<&str>, binds: &[BindMount]) -> Result<Vec<Mount>, BundleError> {
+    let mut out = Vec::new();
+    // First, so that every later mount lands inside the overlay.
+    if let Some(options) = overlay {
+        out.push(
+            MountBuilder::default()
+                .destination(PathBuf::from("/"))
+                .typ("overlay")
+                .source(PathBuf::from("overlay"))
+                .options(options.split(',').map(String::from).collect::<Vec<_>>())
+                .build()
+                .map_err(build_err)?,
+        );
+    }
+    out.extend(oci_spec::runtime::get_default_mounts());
     for bind in binds {
         let mut options = vec![
             "rbind".to_string(),
@@ -275,7 +291,7 @@ pub fn build_spec(b: &BundleSpec) -> Result<Spec, BundleError> {
         )
         .process(process)
         .hostname(b.hostname.clone())
-        .mounts(mounts(&b.mounts)?)
+        .mounts(mounts(b.rootfs_overlay.as_deref(), &b.mounts)?)
         .linux(linux)
         .annotations(b.annotations.clone())
         .build()
@@ -400,5 +416,26 @@ mod tests {
             .expect("opts")
             .iter()
             .any(|o| o == "ro"));
+    }
+
+    #[test]
+    fn an_in_container_overlay_is_the_first_mount_on_root() {
+        let spec = build_spec(&BundleSpec {
+            rootfs: "/r".into(),
+            rootfs_overlay: Some("lowerdir=/l,upperdir=/u,workdir=/w,volatile".into()),
+            args: s(&["true"]),
+            ..Default::default()
+        })
+        .expect("spec");
+        let json = serde_json::to_value(&spec).expect("json");
+        let first = &json["mounts"][0];
+        assert_eq!(first["destination"], "/");
+        assert_eq!(first["type"], "overlay");
+        assert_eq!(
+            first["options"],
+            serde_json::json!(["lowerdir=/l", "upperdir=/u", "workdir=/w", "volatile"])
+        );
+        assert_eq!(json["mounts"][1]["destination"], "/proc");
+        assert_eq!(json["root"]["path"], "/r");
     }
 }

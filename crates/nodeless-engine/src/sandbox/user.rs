@@ -3,7 +3,7 @@
 //! symlinks cannot make us read host files.
 
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use rustix::fs::{Mode, OFlags, ResolveFlags};
 
@@ -31,6 +31,63 @@ pub fn resolve_user(rootfs: &Path, spec: &str) -> Result<ResolvedUser, UserError
     let passwd = read_in_root(rootfs, "etc/passwd").unwrap_or_default();
     let group = read_in_root(rootfs, "etc/group").unwrap_or_default();
     resolve_in(&passwd, &group, spec)
+}
+
+/// Resolves `spec` in an image's layers (lowest first) that are not mounted anywhere the
+/// engine can see, as for a root filesystem the runtime mounts itself: each file is read
+/// from the highest layer that has it, as the overlay would show it.
+pub fn resolve_user_in_layers(layers: &[PathBuf], spec: &str) -> Result<ResolvedUser, UserError> {
+    let spec = spec.trim();
+    if spec.is_empty() {
+        return Ok(ResolvedUser::default());
+    }
+    let passwd = read_in_layers(layers, "etc/passwd").unwrap_or_default();
+    let group = read_in_layers(layers, "etc/group").unwrap_or_default();
+    resolve_in(&passwd, &group, spec)
+}
+
+/// The file at `relative` in the overlay of `layers` (lowest first): the highest layer that
+/// has it wins; a whiteout (a 0/0 character device) or an opaque directory on the way hides
+/// the layers below. A symlink is followed within its own layer only, which covers images'
+/// /etc/passwd in practice; a missing file reads as `None`.
+pub fn read_in_layers(layers: &[PathBuf], relative: &str) -> Option<String> {
+    for layer in layers.iter().rev() {
+        match read_in_root(layer, relative) {
+            Ok(text) => return Some(text),
+            // A whiteout is a character device: reading it fails with something other than
+            // "not found", and hides the file below.
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return None,
+            Err(_) => {}
+        }
+        if hides_below(layer, relative) {
+            return None;
+        }
+    }
+    None
+}
+
+/// Whether a directory on `relative`'s path in `layer` is opaque or whited out.
+fn hides_below(layer: &Path, relative: &str) -> bool {
+    let mut dir = layer.to_path_buf();
+    let parts: Vec<&str> = relative.split('/').filter(|p| !p.is_empty()).collect();
+    for part in &parts[..parts.len().saturating_sub(1)] {
+        dir.push(part);
+        match std::fs::symlink_metadata(&dir) {
+            Ok(m) if m.is_dir() => {
+                if xattr_is_set(&dir, "trusted.overlay.opaque") {
+                    return true;
+                }
+            }
+            Ok(_) => return true, // a whiteout or a file where a directory was
+            Err(_) => return false,
+        }
+    }
+    false
+}
+
+fn xattr_is_set(path: &Path, name: &str) -> bool {
+    let mut value = [0u8; 1];
+    rustix::fs::lgetxattr(path, name, &mut value).is_ok_and(|n| n == 1 && value[0] == b'y')
 }
 
 /// The pure part of [`resolve_user`], over the two files' contents.
@@ -211,5 +268,36 @@ mod tests {
         std::os::unix::fs::symlink("/etc/real", root.path().join("etc/passwd")).expect("symlink");
         let u = resolve_user(root.path(), "app").expect("resolves inside the root");
         assert_eq!(u.uid, 7);
+    }
+
+    #[test]
+    fn layers_are_read_top_down_with_whiteouts_and_opaque_directories() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let layer = |name: &str, files: &[(&str, &str)]| {
+            let dir = root.path().join(name);
+            for (path, text) in files {
+                let p = dir.join(path);
+                std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+                std::fs::write(p, text).expect("write");
+            }
+            std::fs::create_dir_all(&dir).expect("mkdir");
+            dir
+        };
+        let base = layer("base", &[("etc/passwd", PASSWD), ("etc/group", GROUP)]);
+        let top = layer("top", &[("etc/passwd", "app:x:7:8::/:/bin/sh\n")]);
+        let layers = vec![base.clone(), top.clone()];
+        let u = resolve_user_in_layers(&layers, "app").expect("the top layer's passwd");
+        assert_eq!((u.uid, u.gid), (7, 8));
+        let u = resolve_user_in_layers(&layers, "33:staff").expect("group from the base");
+        assert_eq!((u.uid, u.gid), (33, 50));
+        // The top layer's passwd hides the base's.
+        assert!(resolve_user_in_layers(&layers, "nobody").is_err());
+        assert_eq!(resolve_user_in_layers(&layers, "").expect("root"), ResolvedUser::default());
+        // A layer that is only a file where /etc was hides everything below.
+        let hiding = layer("hiding", &[("etc", "")]);
+        let layers = vec![base.clone(), hiding];
+        assert_eq!(read_in_layers(&layers, "etc/group"), None);
+        let layers = vec![base, layer("empty", &[])];
+        assert_eq!(read_in_layers(&layers, "etc/group").as_deref(), Some(GROUP));
     }
 }
