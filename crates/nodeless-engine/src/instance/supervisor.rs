@@ -27,6 +27,7 @@ use super::restart::{Backoff, RestartPolicy};
 use crate::sandbox::cgroups::Cgroups;
 use crate::sandbox::logs::{self, LineSplitter, LogStreamKind, LogWriter};
 use crate::sandbox::runtime::{RuntimeBinary, RuntimeKind};
+use crate::sandbox::start_gate::StartGate;
 
 /// One container as the shim runs it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -56,6 +57,9 @@ pub struct ShimConfig {
     pub stop_path: PathBuf,
     pub log_max_bytes: u64,
     pub log_max_files: u32,
+    /// Caps the host's concurrent runtime starts; absent in configs of older engines.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_gate: Option<StartGate>,
 }
 
 /// The line the shim prints on stdout once it is set up; the engine waits for it.
@@ -231,6 +235,7 @@ impl Supervisor {
         let runtime_log = c.bundle.join("runtime.log");
         let _ = std::fs::remove_file(&runtime_log);
         let created = {
+            let _slot = self.cfg.start_gate.as_ref().and_then(StartGate::acquire);
             // One invocation instead of create + start: a runtime start costs a process exec.
             let mut cmd = rt.run_detached(&c.runtime_id, &c.bundle, &pid_file);
             insert_log_flag(&mut cmd, rt, &runtime_log);

@@ -44,7 +44,7 @@ impl Network {
     pub fn new(cfg: NetworkConfig) -> Result<Self, NetworkError> {
         cfg.validate().map_err(NetworkError::InvalidConfig)?;
         let plugins = HostPlugins::new(cfg.cni_bin_dirs.clone(), cfg.plugin_timeout);
-        for plugin in ["bridge", "host-local", "loopback", "portmap"] {
+        for plugin in ["bridge", "host-local", "portmap"] {
             plugins.find(plugin).map_err(NetworkError::MissingPlugin)?;
         }
         let subnet = match cfg.subnet {
@@ -257,20 +257,10 @@ impl Network {
             netns: Some(&rec.netns),
             ifname: INSTANCE_IFNAME,
         };
-        let lo_inv = Invocation {
-            ifname: "lo",
-            ..inv
-        };
         let plugins = &*self.inner.plugins;
         let runtime = portmap::runtime_config(&rec.port_mappings);
-        // Independent: loopback touches only `lo`, the chain only `eth0` and the host.
-        let loopback = config::loopback_chain();
-        let (lo, main) = tokio::join!(
-            loopback.add(plugins, &lo_inv, &Value::Null),
-            rec.chain.add(plugins, &inv, &runtime)
-        );
+        let main = rec.chain.add(plugins, &inv, &runtime).await;
         tracing::debug!(?netns_ready, total = ?started.elapsed(), "namespace and cni add");
-        lo.map_err(|e| self.cni_error(id, e))?;
         main.map_err(|e| self.cni_error(id, e))
     }
 

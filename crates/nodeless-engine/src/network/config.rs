@@ -153,16 +153,6 @@ pub fn chain(cfg: &NetworkConfig, subnet: Ipv4Net, with_portmap: bool) -> Chain 
     }
 }
 
-/// Loopback is its own one-plugin network, as containerd and CRI-O run it: it only sets `lo` up
-/// inside the namespace, which disappears with it.
-pub fn loopback_chain() -> Chain {
-    Chain {
-        name: "nodeless-loopback".into(),
-        cni_version: CNI_VERSION.into(),
-        plugins: vec![json!({ "type": "loopback" })],
-    }
-}
-
 /// The conflist as written for operators (and `cnitool`): the full chain.
 pub fn conflist(cfg: &NetworkConfig, subnet: Ipv4Net) -> Value {
     let c = chain(cfg, subnet, true);

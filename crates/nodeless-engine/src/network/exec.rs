@@ -4,10 +4,14 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use tokio::io::AsyncWriteExt;
+use tokio::sync::Semaphore;
 
 use super::cni::{parse_plugin_error, CniError, Invocation, PluginExec};
+use crate::sandbox::start_gate::process_slots;
 
 #[derive(Debug, Clone)]
 pub struct HostPlugins {
@@ -15,6 +19,9 @@ pub struct HostPlugins {
     /// `CNI_PATH`: where chained plugins (bridge → host-local) look for their delegates.
     cni_path: String,
     timeout: Duration,
+    /// Plugin processes running at once: a burst of attaches otherwise starts dozens of Go
+    /// processes that contend for the cores (see `sandbox::start_gate`).
+    slots: Arc<Semaphore>,
 }
 
 impl HostPlugins {
@@ -26,6 +33,7 @@ impl HostPlugins {
             bin_dirs,
             cni_path,
             timeout,
+            slots: Arc::new(Semaphore::new(process_slots())),
         }
     }
 
@@ -58,6 +66,8 @@ impl PluginExec for HostPlugins {
         config: &[u8],
     ) -> Result<Vec<u8>, CniError> {
         let path = self.find(plugin)?;
+        // Closed never: the semaphore lives as long as self.
+        let _slot = self.slots.acquire().await.ok();
         let netns = inv
             .netns
             .map(|p| p.as_os_str().to_owned())

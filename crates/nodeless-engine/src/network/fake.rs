@@ -142,11 +142,6 @@ impl PluginExec for FakePlugins {
                 self.bridge_del(inv, &config);
                 return Ok(Vec::new());
             }
-            ("loopback", CniCommand::Add) => json!({
-                "cniVersion": "1.0.0",
-                "interfaces": [{ "name": "lo", "sandbox": inv.netns.map(|p| p.display().to_string()) }],
-                "ips": [{ "address": "127.0.0.1/8", "interface": 0 }],
-            }),
             (_, CniCommand::Add) => config["prevResult"].clone(),
             _ => return Ok(Vec::new()),
         };

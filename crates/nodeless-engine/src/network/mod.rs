@@ -1,12 +1,13 @@
 //! Instance networking with CNI: one network namespace and one IP per instance, on a Linux
 //! bridge, through the standard plugins of Debian's `containernetworking-plugins`.
 //!
-//! The chain nodeless runs for each instance (written to `<state_dir>/<name>.conflist` too):
-//! 1. `loopback` (its own one-plugin network) sets `lo` up in the namespace;
-//! 2. `bridge` creates `nodeless0` (the gateway), a veth pair with `eth0` in the namespace,
+//! The namespace's `lo` is set up as the namespace is made (netns.rs), as the `loopback`
+//! plugin would, without its process start. The chain nodeless runs for each instance
+//! (written to `<state_dir>/<name>.conflist` too):
+//! 1. `bridge` creates `nodeless0` (the gateway), a veth pair with `eth0` in the namespace,
 //!    and asks `host-local` for an address on the subnet with a default route through the
 //!    gateway;
-//! 3. `portmap` maps host ports to the instance (only for instances that publish ports).
+//! 2. `portmap` maps host ports to the instance (only for instances that publish ports).
 //!
 //! Egress masquerading (optional) is one nat rule for the whole subnet, and forwarding is
 //! accepted for the bridge (hosts with Docker drop it by default), both set when the network

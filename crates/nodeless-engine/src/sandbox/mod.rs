@@ -14,6 +14,7 @@ pub mod logs;
 pub mod rootfs;
 pub mod runtime;
 pub mod security;
+pub mod start_gate;
 pub mod user;
 
 pub use runtime::{CliRuntime, Runtime, RuntimeBinary, RuntimeError, RuntimeKind, RuntimeState};

@@ -353,7 +353,9 @@ mod tests {
         );
         assert!(upper.is_dir() && work.is_dir() && target.is_dir());
         assert!(!is_mounted(&target));
-        let long: Vec<PathBuf> = (0..200).map(|i| format!("/layers/{i:040}").into()).collect();
+        let long: Vec<PathBuf> = (0..200)
+            .map(|i| format!("/layers/{i:040}").into())
+            .collect();
         assert!(matches!(
             in_container_overlay(&long, &upper, &work, &target, false),
             Err(RootfsError::OptionsTooLong { .. })

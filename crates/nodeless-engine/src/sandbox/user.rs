@@ -292,7 +292,10 @@ mod tests {
         assert_eq!((u.uid, u.gid), (33, 50));
         // The top layer's passwd hides the base's.
         assert!(resolve_user_in_layers(&layers, "nobody").is_err());
-        assert_eq!(resolve_user_in_layers(&layers, "").expect("root"), ResolvedUser::default());
+        assert_eq!(
+            resolve_user_in_layers(&layers, "").expect("root"),
+            ResolvedUser::default()
+        );
         // A layer that is only a file where /etc was hides everything below.
         let hiding = layer("hiding", &[("etc", "")]);
         let layers = vec![base.clone(), hiding];
