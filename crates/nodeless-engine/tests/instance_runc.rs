@@ -100,3 +100,51 @@ async fn status_changes_are_announced_as_events() {
         }
     }
 }
+
+#[tokio::test]
+async fn the_root_overlay_is_mounted_in_the_container_only_and_survives_a_restart() {
+    require_root!();
+    let root = TestRoot::new();
+    let engine = engine(root.path());
+    let id = "t-overlay";
+    let mut spec = InstanceSpec::single(id, id, "busybox");
+    // Each run appends to a file in the writable layer and shows the root mount; the second
+    // run (a restart) must mount the same upper again, volatile marker and all.
+    spec.containers[0].command = cmd(&[
+        "sh",
+        "-c",
+        "echo run >> /runs; wc -l < /runs; grep ' / ' /proc/mounts; exit 1",
+    ]);
+    spec.restart_policy = nodeless_engine::instance::RestartPolicy::OnFailure;
+    engine.create(spec).await.expect("create");
+    let st = wait_for(&engine, id, Duration::from_secs(30), |s| {
+        s.containers[0].status.restart_count >= 1 && !s.containers[0].status.state.is_running()
+    })
+    .await;
+    let host_mounts = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+    assert!(
+        !host_mounts
+            .lines()
+            .any(|l| l.contains(&root.path().display().to_string()) && l.contains("overlay")),
+        "no overlay of the instance in the host's mount namespace:\n{host_mounts}"
+    );
+    // The second run's output may still be on its way to the log when its exit shows.
+    let mut logs = String::new();
+    for _ in 0..50 {
+        logs = log_text(&engine, id, id, false).await;
+        if !logs.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let previous = log_text(&engine, id, id, true).await;
+    assert!(
+        previous.starts_with("1\n") && previous.contains("overlay / overlay"),
+        "{previous}"
+    );
+    assert!(
+        logs.starts_with("2\n"),
+        "the restart kept the writable layer: {logs} {st:#?}"
+    );
+    engine.remove(id).await.expect("remove");
+}
