@@ -78,7 +78,8 @@ pub fn overlay_options(
 
 /// Prepares a root filesystem for the runtime to mount inside the container's own mount
 /// namespace, as the first mount of its spec, on `/` (over the empty `target` directory):
-/// creates the directories and returns the overlay's options.
+/// creates the directories and returns the overlay's options. [`HostMounter`] prepares its
+/// host mounts the same way.
 ///
 /// Why not mount it here: every mount in the host namespace is a line of
 /// /proc/self/mountinfo, which runc reads several times per start, so with one overlay per
@@ -150,19 +151,8 @@ impl Mounter for HostMounter {
         work: &Path,
         target: &Path,
     ) -> Result<(), RootfsError> {
-        let options = overlay_options(layers, upper, work)?;
-        if options.len() >= PAGE {
-            return Err(RootfsError::OptionsTooLong {
-                target: target.to_path_buf(),
-                len: options.len(),
-            });
-        }
-        for dir in [upper, work, target] {
-            std::fs::create_dir_all(dir).map_err(|source| RootfsError::Prepare {
-                path: dir.to_path_buf(),
-                source,
-            })?;
-        }
+        // `volatile` is tried below, with a fallback for kernels that refuse it.
+        let options = in_container_overlay(layers, upper, work, target, false)?;
         if is_mounted(target) {
             return Ok(());
         }

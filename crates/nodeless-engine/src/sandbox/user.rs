@@ -24,25 +24,27 @@ pub enum UserError {
 
 /// Resolves `spec` (empty means root) in the root filesystem at `rootfs`.
 pub fn resolve_user(rootfs: &Path, spec: &str) -> Result<ResolvedUser, UserError> {
-    let spec = spec.trim();
-    if spec.is_empty() {
-        return Ok(ResolvedUser::default());
-    }
-    let passwd = read_in_root(rootfs, "etc/passwd").unwrap_or_default();
-    let group = read_in_root(rootfs, "etc/group").unwrap_or_default();
-    resolve_in(&passwd, &group, spec)
+    resolve_with(spec, |file| read_in_root(rootfs, file).ok())
 }
 
 /// Resolves `spec` in an image's layers (lowest first) that are not mounted anywhere the
 /// engine can see, as for a root filesystem the runtime mounts itself: each file is read
 /// from the highest layer that has it, as the overlay would show it.
 pub fn resolve_user_in_layers(layers: &[PathBuf], spec: &str) -> Result<ResolvedUser, UserError> {
+    resolve_with(spec, |file| read_in_layers(layers, file))
+}
+
+/// [`resolve_in`] over /etc/passwd and /etc/group as `read` finds them (missing reads as empty).
+fn resolve_with(
+    spec: &str,
+    read: impl Fn(&str) -> Option<String>,
+) -> Result<ResolvedUser, UserError> {
     let spec = spec.trim();
     if spec.is_empty() {
         return Ok(ResolvedUser::default());
     }
-    let passwd = read_in_layers(layers, "etc/passwd").unwrap_or_default();
-    let group = read_in_layers(layers, "etc/group").unwrap_or_default();
+    let passwd = read("etc/passwd").unwrap_or_default();
+    let group = read("etc/group").unwrap_or_default();
     resolve_in(&passwd, &group, spec)
 }
 
