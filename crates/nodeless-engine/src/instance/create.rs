@@ -339,7 +339,7 @@ impl LocalEngine {
         // mount one on `/`, so its root is mounted here.
         let in_container = spec.runtime == RuntimeKind::Runc;
         let (rootfs_overlay, resolved) = if in_container {
-            let options = rootfs::in_container_overlay(
+            let options = rootfs::prepare_overlay(
                 &image.layers,
                 &upper,
                 &work,

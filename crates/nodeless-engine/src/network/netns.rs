@@ -204,8 +204,9 @@ fn link_up_request(index: u32) -> [u8; 32] {
     m[0..4].copy_from_slice(&32u32.to_ne_bytes()); // nlmsg_len
     m[4..6].copy_from_slice(&RTM_NEWLINK.to_ne_bytes());
     m[6..8].copy_from_slice(&NLM_F_REQUEST_ACK.to_ne_bytes());
-    m[8..12].copy_from_slice(&1u32.to_ne_bytes()); // nlmsg_seq; nlmsg_pid 0 is the kernel
-                                                   // ifinfomsg: family AF_UNSPEC, pad, type 0, then index, flags and the change mask.
+    // nlmsg_seq 1; nlmsg_pid (12..16) stays 0, the kernel.
+    m[8..12].copy_from_slice(&1u32.to_ne_bytes());
+    // ifinfomsg: family AF_UNSPEC, pad and type stay 0; then index, flags and change mask.
     m[20..24].copy_from_slice(&index.to_ne_bytes());
     m[24..28].copy_from_slice(&IFF_UP.to_ne_bytes());
     m[28..32].copy_from_slice(&IFF_UP.to_ne_bytes());

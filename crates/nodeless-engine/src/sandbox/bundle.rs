@@ -38,7 +38,7 @@ pub struct BindMount {
 pub struct BundleSpec {
     pub rootfs: PathBuf,
     /// Overlay options for the runtime to mount on `/` inside the container's mount namespace
-    /// (see `rootfs::in_container_overlay`); `None` when `rootfs` is already mounted.
+    /// (see `rootfs::prepare_overlay`); `None` when `rootfs` is already mounted.
     pub rootfs_overlay: Option<String>,
     pub readonly_rootfs: bool,
     pub args: Vec<String>,

@@ -190,10 +190,11 @@ pub fn read_in_root(root: &Path, relative: &str) -> std::io::Result<String> {
         OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
         Mode::empty(),
     )?;
+    // NONBLOCK: a FIFO where a file should be must not hang the engine on open or read.
     let fd = rustix::fs::openat2(
         &dir,
         relative,
-        OFlags::RDONLY | OFlags::CLOEXEC,
+        OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK,
         Mode::empty(),
         ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
     )?;
@@ -302,7 +303,35 @@ mod tests {
         let hiding = layer("hiding", &[("etc", "")]);
         let layers = vec![base.clone(), hiding];
         assert_eq!(read_in_layers(&layers, "etc/group"), None);
-        let layers = vec![base, layer("empty", &[])];
+        let layers = vec![base.clone(), layer("empty", &[])];
         assert_eq!(read_in_layers(&layers, "etc/group").as_deref(), Some(GROUP));
+        if !rustix::process::geteuid().is_root() {
+            eprintln!("skipped the whiteout and opaque cases: they need root (mknod, trusted.*)");
+            return;
+        }
+        // A whiteout (what unpacking makes of `.wh.group`) hides the base's file.
+        let whiteout = layer("whiteout", &[]);
+        std::fs::create_dir_all(whiteout.join("etc")).expect("mkdir");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            whiteout.join("etc/group"),
+            rustix::fs::FileType::CharacterDevice,
+            Mode::from_raw_mode(0o600),
+            rustix::fs::makedev(0, 0),
+        )
+        .expect("mknod");
+        assert_eq!(read_in_layers(&[base.clone(), whiteout], "etc/group"), None);
+        // An opaque /etc hides the base's /etc/group but shows its own files.
+        let opaque = layer("opaque", &[("etc/passwd", "op:x:9:9::/:/bin/sh\n")]);
+        rustix::fs::setxattr(
+            opaque.join("etc"),
+            "trusted.overlay.opaque",
+            b"y",
+            rustix::fs::XattrFlags::empty(),
+        )
+        .expect("setxattr");
+        let layers = vec![base, opaque];
+        assert_eq!(read_in_layers(&layers, "etc/group"), None);
+        assert!(read_in_layers(&layers, "etc/passwd").is_some_and(|p| p.starts_with("op:")));
     }
 }
