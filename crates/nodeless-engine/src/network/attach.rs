@@ -1,7 +1,7 @@
 //! [`Network`]: attach and detach instances.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -13,6 +13,7 @@ use super::cni::{Chain, CniCommand, CniResult, Invocation, PluginExec};
 use super::config::{self, NetworkConfig, INSTANCE_IFNAME};
 use super::exec::HostPlugins;
 use super::host_rules;
+use super::ipam::Leases;
 use super::masquerade::HostIptables;
 use super::netns::{HostNamespaces, Namespaces};
 use super::pool::Pool;
@@ -34,6 +35,7 @@ pub(super) struct Inner {
     pub(super) plugins: Arc<dyn PluginExec>,
     pub(super) namespaces: Arc<dyn Namespaces>,
     pub(super) records: Records,
+    pub(super) leases: Leases,
     pub(super) locks: IdLocks,
     pub(super) pool: Pool,
 }
@@ -44,7 +46,7 @@ impl Network {
     pub fn new(cfg: NetworkConfig) -> Result<Self, NetworkError> {
         cfg.validate().map_err(NetworkError::InvalidConfig)?;
         let plugins = HostPlugins::new(cfg.cni_bin_dirs.clone(), cfg.plugin_timeout);
-        for plugin in ["bridge", "host-local", "portmap"] {
+        for plugin in ["bridge", "static", "host-local", "portmap"] {
             plugins.find(plugin).map_err(NetworkError::MissingPlugin)?;
         }
         let subnet = match cfg.subnet {
@@ -76,12 +78,14 @@ impl Network {
         std::fs::write(&path, conflist)
             .map_err(|source| NetworkError::WriteConfig { path, source })?;
         let pool = Pool::new(cfg.warm_pool);
+        let leases = Leases::new(cfg.lease_dir(), subnet);
         let inner = Inner {
             cfg,
             subnet,
             plugins,
             namespaces,
             records,
+            leases,
             locks: IdLocks::default(),
             pool,
         };
@@ -156,16 +160,22 @@ impl Network {
         id: &str,
         ports: &[PortMapping],
     ) -> Result<Attachment, NetworkError> {
+        // The lease names the instance, so until the record below exists, a crash leaves a
+        // trail orphan cleanup follows (`reclaim_unrecorded`).
+        let address = self.inner.leases.reserve(id, INSTANCE_IFNAME)?;
         let mut rec = Record {
             id: id.to_string(),
             cni_id: None,
             netns: self.netns_path(id),
-            chain: self.chain_for(ports),
+            chain: self.chain_for(ports, Some(address)),
             port_mappings: ports.to_vec(),
             result: None,
         };
         // Recorded before anything exists on the host, so a crash leaves a trail.
-        self.inner.records.save(&rec)?;
+        if let Err(e) = self.inner.records.save(&rec) {
+            let _ = self.inner.leases.release(address, id);
+            return Err(e.into());
+        }
         let added = self.setup(&rec).await.and_then(|result| {
             rec.result = Some(result);
             self.attachment(&rec)
@@ -189,8 +199,14 @@ impl Network {
         }
     }
 
-    pub(super) fn chain_for(&self, ports: &[PortMapping]) -> Chain {
-        config::chain(&self.inner.cfg, self.inner.subnet, !ports.is_empty())
+    /// The chain for an instance with `ports` and the address nodeless reserved for it.
+    pub(super) fn chain_for(&self, ports: &[PortMapping], address: Option<Ipv4Addr>) -> Chain {
+        config::chain(
+            &self.inner.cfg,
+            self.inner.subnet,
+            !ports.is_empty(),
+            address,
+        )
     }
 
     /// CNI DEL and removal of the namespace. Detaching an unknown or detached instance
@@ -297,6 +313,10 @@ impl Network {
             .del(&*self.inner.plugins, &inv, &runtime, result.as_ref())
             .await
             .map_err(|e| self.cni_error(id, e))?;
+        // `static` holds nothing to release; the lease is ours to give back.
+        if let Some(address) = config::static_address(&chain) {
+            self.inner.leases.release(address, &cni_id)?;
+        }
         self.inner
             .namespaces
             .remove(&netns)
@@ -310,7 +330,7 @@ impl Network {
     }
 
     fn full_chain(&self) -> Chain {
-        config::chain(&self.inner.cfg, self.inner.subnet, true)
+        config::chain(&self.inner.cfg, self.inner.subnet, true, None)
     }
 
     pub(super) fn attachment(&self, rec: &Record) -> Result<Attachment, NetworkError> {

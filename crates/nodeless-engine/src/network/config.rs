@@ -122,9 +122,35 @@ impl NetworkConfig {
     }
 }
 
-/// The main chain: bridge (with host-local IPAM) then portmap. Instances without port mappings
-/// run only the bridge: portmap would change nothing but costs iptables calls on DEL.
-pub fn chain(cfg: &NetworkConfig, subnet: Ipv4Net, with_portmap: bool) -> Chain {
+/// The main chain: bridge then portmap. Instances without port mappings run only the bridge:
+/// portmap would change nothing but costs iptables calls on DEL.
+///
+/// With `address` (what nodeless reserved for the instance, ipam.rs) the bridge gets it
+/// through the `static` IPAM plugin; without, through `host-local`, which is what the
+/// conflist written for operators says and what DEL without a record uses (host-local then
+/// releases whatever lease the container id holds, ours included: the leases are the same
+/// files).
+pub fn chain(
+    cfg: &NetworkConfig,
+    subnet: Ipv4Net,
+    with_portmap: bool,
+    address: Option<Ipv4Addr>,
+) -> Chain {
+    let gateway = gateway(subnet).to_string();
+    let routes = json!([{ "dst": "0.0.0.0/0" }]);
+    let ipam = match address {
+        Some(ip) => json!({
+            "type": "static",
+            "addresses": [{ "address": format!("{ip}/{}", subnet.prefix_len()), "gateway": gateway }],
+            "routes": routes,
+        }),
+        None => json!({
+            "type": "host-local",
+            "ranges": [[{ "subnet": subnet.trunc().to_string(), "gateway": gateway }]],
+            "routes": routes,
+            "dataDir": cfg.ipam_data_dir,
+        }),
+    };
     let mut bridge = json!({
         "type": "bridge",
         "bridge": cfg.bridge,
@@ -132,12 +158,7 @@ pub fn chain(cfg: &NetworkConfig, subnet: Ipv4Net, with_portmap: bool) -> Chain 
         // Masquerading is one subnet-wide rule (masquerade.rs), not per-instance rules.
         "ipMasq": false,
         "hairpinMode": true,
-        "ipam": {
-            "type": "host-local",
-            "ranges": [[{ "subnet": subnet.trunc().to_string(), "gateway": gateway(subnet).to_string() }]],
-            "routes": [{ "dst": "0.0.0.0/0" }],
-            "dataDir": cfg.ipam_data_dir,
-        },
+        "ipam": ipam,
     });
     if let Some(mtu) = cfg.mtu {
         bridge["mtu"] = json!(mtu);
@@ -155,8 +176,18 @@ pub fn chain(cfg: &NetworkConfig, subnet: Ipv4Net, with_portmap: bool) -> Chain 
 
 /// The conflist as written for operators (and `cnitool`): the full chain.
 pub fn conflist(cfg: &NetworkConfig, subnet: Ipv4Net) -> Value {
-    let c = chain(cfg, subnet, true);
+    let c = chain(cfg, subnet, true, None);
     json!({ "cniVersion": c.cni_version, "name": c.name, "plugins": c.plugins })
+}
+
+/// The address a chain hands out through `static` IPAM, if it does.
+pub fn static_address(chain: &Chain) -> Option<Ipv4Addr> {
+    let ipam = &chain.plugins.first()?["ipam"];
+    if ipam["type"] != "static" {
+        return None;
+    }
+    let cidr: Ipv4Net = ipam["addresses"][0]["address"].as_str()?.parse().ok()?;
+    Some(cidr.addr())
 }
 
 /// The subnet a conflist written earlier used, so instances keep their network across restarts.
@@ -292,7 +323,7 @@ mod tests {
     #[test]
     fn chain_has_bridge_with_host_local_and_portmap_only_when_asked() {
         let cfg = NetworkConfig::new("/var/lib/nodeless/network");
-        let with = chain(&cfg, net("10.88.0.0/16"), true);
+        let with = chain(&cfg, net("10.88.0.0/16"), true, None);
         assert_eq!(with.plugins.len(), 2);
         assert_eq!(with.plugins[0]["bridge"], "nodeless0");
         assert_eq!(
@@ -300,7 +331,26 @@ mod tests {
             "10.88.0.1"
         );
         assert_eq!(with.plugins[1]["capabilities"]["portMappings"], true);
-        assert_eq!(chain(&cfg, net("10.88.0.0/16"), false).plugins.len(), 1);
+        assert_eq!(
+            chain(&cfg, net("10.88.0.0/16"), false, None).plugins.len(),
+            1
+        );
+        assert_eq!(static_address(&with), None);
+    }
+
+    #[test]
+    fn chain_with_an_address_hands_it_out_through_static_ipam() {
+        let cfg = NetworkConfig::new("/var/lib/nodeless/network");
+        let ip: Ipv4Addr = "10.88.3.7".parse().expect("ip");
+        let c = chain(&cfg, net("10.88.0.0/16"), false, Some(ip));
+        assert_eq!(c.plugins[0]["ipam"]["type"], "static");
+        assert_eq!(
+            c.plugins[0]["ipam"]["addresses"][0]["address"],
+            "10.88.3.7/16"
+        );
+        assert_eq!(c.plugins[0]["ipam"]["addresses"][0]["gateway"], "10.88.0.1");
+        assert_eq!(c.plugins[0]["ipam"]["routes"][0]["dst"], "0.0.0.0/0");
+        assert_eq!(static_address(&c), Some(ip));
     }
 
     #[test]

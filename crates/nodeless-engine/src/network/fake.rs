@@ -63,19 +63,34 @@ impl FakePlugins {
             state.allocated += 1;
             state.allocated
         };
-        let range = &config["ipam"]["ranges"][0][0];
-        let subnet: ipnet::Ipv4Net = range["subnet"]
-            .as_str()
-            .and_then(|s| s.parse().ok())
-            .expect("fake: subnet");
-        let ip = std::net::Ipv4Addr::from(u32::from(subnet.network()) + 1 + n);
-        let leases = lease_dir(config);
-        std::fs::create_dir_all(&leases).expect("fake: lease dir");
-        std::fs::write(
-            leases.join(ip.to_string()),
-            format!("{}\r\n{}", inv.container_id, inv.ifname),
-        )
-        .expect("fake: lease");
+        let ipam = &config["ipam"];
+        let (ip, subnet, gateway) = if ipam["type"] == "static" {
+            // The caller reserved the address; `static` only hands it over.
+            let cidr: ipnet::Ipv4Net = ipam["addresses"][0]["address"]
+                .as_str()
+                .and_then(|s| s.parse().ok())
+                .expect("fake: static address");
+            (
+                cidr.addr(),
+                cidr.trunc(),
+                ipam["addresses"][0]["gateway"].clone(),
+            )
+        } else {
+            let range = &ipam["ranges"][0][0];
+            let subnet: ipnet::Ipv4Net = range["subnet"]
+                .as_str()
+                .and_then(|s| s.parse().ok())
+                .expect("fake: subnet");
+            let ip = std::net::Ipv4Addr::from(u32::from(subnet.network()) + 1 + n);
+            let leases = lease_dir(config);
+            std::fs::create_dir_all(&leases).expect("fake: lease dir");
+            std::fs::write(
+                leases.join(ip.to_string()),
+                format!("{}\r\n{}", inv.container_id, inv.ifname),
+            )
+            .expect("fake: lease");
+            (ip, subnet, range["gateway"].clone())
+        };
         json!({
             "cniVersion": "1.0.0",
             "interfaces": [
@@ -83,12 +98,16 @@ impl FakePlugins {
                 { "name": format!("veth{n:04}"), "mac": "02:00:00:00:00:02" },
                 { "name": inv.ifname, "mac": "02:00:00:00:00:03", "sandbox": inv.netns.map(|p| p.display().to_string()) },
             ],
-            "ips": [{ "address": format!("{ip}/{}", subnet.prefix_len()), "gateway": range["gateway"], "interface": 2 }],
+            "ips": [{ "address": format!("{ip}/{}", subnet.prefix_len()), "gateway": gateway, "interface": 2 }],
             "routes": [{ "dst": "0.0.0.0/0" }],
         })
     }
 
+    /// host-local releases every lease the container id holds; `static` holds none.
     fn bridge_del(&self, inv: &Invocation<'_>, config: &Value) {
+        if config["ipam"]["type"] != "host-local" {
+            return;
+        }
         let Ok(entries) = std::fs::read_dir(lease_dir(config)) else {
             return;
         };

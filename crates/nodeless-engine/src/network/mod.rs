@@ -5,8 +5,9 @@
 //! plugin would, without its process start. The chain nodeless runs for each instance
 //! (written to `<state_dir>/<name>.conflist` too):
 //! 1. `bridge` creates `nodeless0` (the gateway), a veth pair with `eth0` in the namespace,
-//!    and asks `host-local` for an address on the subnet with a default route through the
-//!    gateway;
+//!    and gives it, through the `static` IPAM plugin, the address nodeless reserved for the
+//!    instance (ipam.rs: host-local's lease files, without its O(instances) scan per ADD),
+//!    with a default route through the gateway;
 //! 2. `portmap` maps host ports to the instance (only for instances that publish ports).
 //!
 //! Egress masquerading (optional) is one nat rule for the whole subnet, and forwarding is
@@ -22,7 +23,7 @@
 //! bridge plugin waiting ~30 ms for the veth deletion. Both steps are idempotent.
 //! `cleanup_orphans` detaches every instance the engine no longer knows of, found through
 //! the network's records (written before anything is created on the host); with
-//! `reclaim_unrecorded`, also through its namespaces and host-local leases.
+//! `reclaim_unrecorded`, also through its namespaces and leases.
 //!
 //! Contract for the instance engine (adapters.rs):
 //! ```ignore
@@ -41,6 +42,7 @@ pub mod config;
 pub mod exec;
 pub mod forward;
 mod host_rules;
+pub mod ipam;
 pub mod masquerade;
 pub mod netns;
 mod orphans;
@@ -60,6 +62,7 @@ pub use attach::Network;
 pub use cni::{CniCommand, CniError, Invocation, PluginExec};
 pub use config::NetworkConfig;
 pub use exec::HostPlugins;
+pub use ipam::IpamError;
 pub use masquerade::IptablesError;
 pub use netns::{run_in_netns, HostNamespaces, Namespaces, NetnsError};
 pub use portmap::{PortMapping, Protocol};
@@ -113,6 +116,8 @@ pub enum NetworkError {
     },
     #[error(transparent)]
     Record(#[from] RecordError),
+    #[error(transparent)]
+    Ipam(#[from] ipam::IpamError),
     #[error("instance {id}: the cni result has no IPv4 address on {ifname}")]
     NoAddress { id: String, ifname: String },
     #[error(transparent)]

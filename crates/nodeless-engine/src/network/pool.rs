@@ -26,7 +26,7 @@ use rustix::fs::{flock, FlockOperation};
 
 use super::attach::Network;
 use super::cni::{Chain, CniCommand, Invocation};
-use super::config::INSTANCE_IFNAME;
+use super::config::{self, INSTANCE_IFNAME};
 use super::portmap::{self, PortMapping};
 use super::record::{Record, RecordError};
 use super::{Attachment, NetworkError};
@@ -127,24 +127,24 @@ impl Network {
             }
         }
         let spares = ids.into_iter().filter(|id| id.starts_with(SPARE_PREFIX));
-        let want = self.chain_for(&[]);
         Ok(spares
             .map(|id| {
-                let state = self.spare_state(&id, &want);
+                let state = self.spare_state(&id);
                 (id, state)
             })
             .collect())
     }
 
-    /// `want`: the chain a spare of this network's current config has.
-    fn spare_state(&self, id: &str, want: &Chain) -> Spare {
+    fn spare_state(&self, id: &str) -> Spare {
         let rec = match self.inner.records.load(id) {
             Ok(Some(rec)) => rec,
             _ if self.maker_alive(id) => return Spare::Making,
             _ => return Spare::Dead,
         };
+        // The chain a spare of this network's current config has, with the spare's address.
+        let want = self.chain_for(&[], config::static_address(&rec.chain));
         let usable =
-            rec.cni_id.is_none() && rec.chain == *want && self.inner.namespaces.exists(&rec.netns);
+            rec.cni_id.is_none() && rec.chain == want && self.inner.namespaces.exists(&rec.netns);
         match (rec.result.is_some(), usable) {
             (true, true) => Spare::Ready,
             (true, false) => Spare::Dead,
@@ -352,7 +352,7 @@ impl Network {
             id: id.to_string(),
             cni_id: Some(spare.cni_id().to_string()),
             netns,
-            chain: self.chain_for(ports),
+            chain: self.chain_for(ports, config::static_address(&spare.chain)),
             port_mappings: ports.to_vec(),
             result: spare.result.clone(),
         };

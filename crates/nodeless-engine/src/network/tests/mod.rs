@@ -104,6 +104,31 @@ async fn attach_creates_the_namespace_and_returns_the_bridge_address() {
 }
 
 #[tokio::test]
+async fn each_instance_gets_its_own_reserved_address_through_static_ipam() {
+    let f = Fixture::new();
+    let a = f.net.attach("a", &[]).await.expect("attach a");
+    let b = f.net.attach("b", &[]).await.expect("attach b");
+    assert_ne!(a.ip, b.ip);
+    let adds: Vec<_> = f
+        .plugins
+        .calls()
+        .into_iter()
+        .filter(|c| c.plugin == "bridge" && c.command == CniCommand::Add)
+        .collect();
+    assert_eq!(adds.len(), 2);
+    assert_eq!(adds[1].config["ipam"]["type"], "static");
+    assert_eq!(
+        adds[1].config["ipam"]["addresses"][0]["address"],
+        format!("{}/16", b.ip)
+    );
+    let mut leases = f.leases();
+    leases.sort();
+    assert_eq!(leases, vec!["a", "b"]);
+    f.net.detach("a").await.expect("detach");
+    assert_eq!(f.leases(), vec!["b"]);
+}
+
+#[tokio::test]
 async fn instances_without_ports_run_only_the_bridge() {
     let f = Fixture::new();
     f.net.attach("a", &[]).await.expect("attach");
@@ -221,15 +246,14 @@ async fn a_failed_del_keeps_the_record_so_a_retry_finishes_the_job() {
         .expect("attach");
     f.plugins.fail("portmap", CniCommand::Del, "xtables lock");
     f.net.detach("a").await.expect_err("detach fails");
-    assert!(
-        f.leases().is_empty(),
-        "bridge DEL still ran after portmap failed"
-    );
+    // The address stays taken while the instance's veth may still hold it.
+    assert_eq!(f.leases(), vec!["a"]);
     assert!(f.net.netns_path("a").exists());
     assert!(f.net.inner.records.load("a").expect("load").is_some());
     f.plugins.heal();
     f.net.detach("a").await.expect("retry");
     assert!(!f.net.netns_path("a").exists());
+    assert!(f.leases().is_empty(), "released once DEL went through");
 }
 
 #[tokio::test]
