@@ -3,7 +3,7 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Pod, Service};
@@ -18,6 +18,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::records::{Objects, Records, RecordsError};
 use crate::DnsConfig;
+
+/// The least time between two builds. A build reads every Service, EndpointSlice and Pod,
+/// so rebuilding on each event costs O(objects) per event: in a burst of 500 Pods (thousands
+/// of Pod events) the rebuilds ran back to back on a core. Now a change shows in answers
+/// within this interval plus one build.
+const MIN_REBUILD_INTERVAL: Duration = Duration::from_millis(100);
 
 /// Owns the watch tasks; dropping it stops them.
 pub(crate) struct View {
@@ -53,6 +59,7 @@ impl View {
                 () = shutdown.cancelled() => return,
             }
             loop {
+                let built_at = tokio::time::Instant::now();
                 let (s, e, p) = (services.state(), slices.state(), pods.state());
                 let objects = Objects {
                     services: &s,
@@ -67,6 +74,11 @@ impl View {
                 }
                 tokio::select! {
                     () = changed.notified() => {}
+                    () = shutdown.cancelled() => return,
+                }
+                // Changes that land meanwhile are taken by the next build too.
+                tokio::select! {
+                    () = tokio::time::sleep_until(built_at + MIN_REBUILD_INTERVAL) => {}
                     () = shutdown.cancelled() => return,
                 }
             }
