@@ -66,6 +66,61 @@ async fn two_instances_reach_each_other_and_port_forward_reaches_in() {
     assert!(net.leases().is_empty(), "leases left: {:?}", net.leases());
 }
 
+/// The nsfs mounts in a mount table under `dir`.
+fn pins_in(mountinfo: &str, dir: &std::path::Path) -> Vec<String> {
+    mountinfo
+        .lines()
+        .filter(|l| l.contains(" - nsfs "))
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|point| point.starts_with(&*dir.to_string_lossy()))
+        .map(str::to_string)
+        .collect()
+}
+
+#[tokio::test]
+async fn each_shim_sees_only_its_own_instance_namespace_pin() {
+    require_root!();
+    let net = support::network::TestNetwork::new(23, false);
+    let root = TestRoot::new();
+    let engine = engine_with(root.path(), Arc::new(net.net.clone()));
+    let mut netns = Vec::new();
+    for id in ["t-pin-a", "t-pin-b"] {
+        let mut spec = InstanceSpec::single(id, id, "busybox");
+        spec.containers[0].command = cmd(&["sleep", "300"]);
+        engine.create(spec).await.expect("create");
+        netns.push(net.net.netns_path(id));
+        wait_for(&engine, id, Duration::from_secs(20), |s| {
+            s.containers[0].status.state.is_running()
+        })
+        .await;
+    }
+    let dir = netns[0].parent().expect("netns dir");
+    let host = std::fs::read_to_string("/proc/self/mountinfo").expect("host mountinfo");
+    for pin in &netns {
+        assert!(
+            pins_in(&host, dir).contains(&pin.display().to_string()),
+            "{pin:?} on the host"
+        );
+    }
+    for (id, pin) in ["t-pin-a", "t-pin-b"].iter().zip(&netns) {
+        let record = nodeless_engine::instance::state::InstanceDir::new(root.path(), id).record();
+        let record: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(record).expect("record")).expect("json");
+        let shim = record["shim_pid"].as_u64().expect("shim pid");
+        let seen =
+            std::fs::read_to_string(format!("/proc/{shim}/mountinfo")).expect("shim mountinfo");
+        assert_eq!(
+            pins_in(&seen, dir),
+            vec![pin.display().to_string()],
+            "shim of {id}"
+        );
+    }
+    for id in ["t-pin-a", "t-pin-b"] {
+        engine.remove(id).await.expect("remove");
+    }
+    assert_eq!(net.wait_veths(0).await, 0, "veths left on the bridge");
+}
+
 #[tokio::test]
 async fn http_and_tcp_probes_reach_the_instance_namespace() {
     require_root!();

@@ -202,6 +202,7 @@ impl LocalEngine {
             log_max_bytes: self.inner.cfg.log_max_bytes,
             log_max_files: self.inner.cfg.log_max_files,
             start_gate: Some(StartGate::under(&self.inner.cfg.root)),
+            netns: net.netns.clone(),
         };
         for (is_init, c) in spec
             .init_containers

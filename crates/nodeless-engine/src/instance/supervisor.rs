@@ -60,6 +60,10 @@ pub struct ShimConfig {
     /// Caps the host's concurrent runtime starts; absent in configs of older engines.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_gate: Option<StartGate>,
+    /// The instance's network namespace pin: the shim's mount namespace keeps only this one
+    /// (`netns::keep_only_pin`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub netns: Option<PathBuf>,
 }
 
 /// The line the shim prints on stdout once it is set up; the engine waits for it.
@@ -89,6 +93,14 @@ pub fn shim_main(args: Vec<std::ffi::OsString>) -> i32 {
     let _ = rustix::process::setsid();
     if let Err(e) = rustix::process::set_child_subreaper(Some(rustix::process::getpid())) {
         eprintln!("nodeless shim: cannot become a child subreaper: {e}");
+    }
+    // Before any thread starts: a mount namespace belongs to the whole process only when
+    // entered single-threaded.
+    if let Some(netns) = &cfg.netns {
+        if let Err(e) = crate::network::netns::keep_only_pin(netns) {
+            // The host's view still works; runtime starts just read a longer mount table.
+            eprintln!("nodeless shim: cannot hide other instances' namespaces: {e}");
+        }
     }
     println!("{READY_LINE}");
     let _ = std::io::stdout().flush();
