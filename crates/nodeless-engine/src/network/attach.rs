@@ -160,21 +160,26 @@ impl Network {
         id: &str,
         ports: &[PortMapping],
     ) -> Result<Attachment, NetworkError> {
-        // The lease names the instance, so until the record below exists, a crash leaves a
-        // trail orphan cleanup follows (`reclaim_unrecorded`).
-        let address = self.inner.leases.reserve(id, INSTANCE_IFNAME)?;
         let mut rec = Record {
             id: id.to_string(),
             cni_id: None,
             netns: self.netns_path(id),
-            chain: self.chain_for(ports, Some(address)),
+            chain: self.chain_for(ports, None),
             port_mappings: ports.to_vec(),
             result: None,
         };
-        // Recorded before anything exists on the host, so a crash leaves a trail.
-        if let Err(e) = self.inner.records.save(&rec) {
-            let _ = self.inner.leases.release(address, id);
-            return Err(e.into());
+        // Recorded before anything exists on the host, so a crash leaves a trail: until the
+        // address is in the record too, its chain is host-local's, whose DEL releases any
+        // lease the id holds.
+        self.inner.records.save(&rec)?;
+        let reserved = self.inner.leases.reserve(id, INSTANCE_IFNAME);
+        let saved = reserved.map_err(NetworkError::from).and_then(|address| {
+            rec.chain = self.chain_for(ports, Some(address));
+            self.inner.records.save(&rec).map_err(NetworkError::from)
+        });
+        if let Err(e) = saved {
+            self.undo(id, rec).await;
+            return Err(e);
         }
         let added = self.setup(&rec).await.and_then(|result| {
             rec.result = Some(result);

@@ -291,6 +291,34 @@ async fn two_instances_get_distinct_addresses() {
 }
 
 #[tokio::test]
+async fn a_crash_between_reserving_an_address_and_recording_it_leaves_nothing_held() {
+    // Without reclaiming unrecorded leases: the record alone must lead cleanup to the lease.
+    let f = Fixture::new();
+    f.net.attach("crashed", &[]).await.expect("attach");
+    // What a crash right after the reservation leaves: the first record (host-local's
+    // chain, no address, no result) and the lease file.
+    let mut rec = f
+        .net
+        .inner
+        .records
+        .load("crashed")
+        .expect("load")
+        .expect("record");
+    rec.chain = f.net.chain_for(&[], None);
+    rec.result = None;
+    f.net.inner.records.save(&rec).expect("save");
+    assert_eq!(f.leases(), vec!["crashed"]);
+    let cleaned = f
+        .net
+        .cleanup_orphans(&HashSet::new())
+        .await
+        .expect("cleanup");
+    assert_eq!(cleaned, vec!["crashed"]);
+    assert!(f.leases().is_empty(), "host-local DEL released it by id");
+    assert_eq!(f.net.inner.records.load("crashed").expect("load"), None);
+}
+
+#[tokio::test]
 async fn cleanup_orphans_detaches_records_namespaces_and_leases_that_are_not_live() {
     let f = Fixture::reclaiming();
     f.net.attach("keep", &[]).await.expect("attach keep");
