@@ -4,7 +4,6 @@
 //! `cargo test --release -p nodeless-engine --test instance_bench -- --ignored --nocapture`.
 
 mod instance_common;
-#[allow(dead_code)]
 mod support;
 
 use std::sync::Arc;

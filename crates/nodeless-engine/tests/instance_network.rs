@@ -2,7 +2,6 @@
 //! and network probes reach into the namespace, detach leaves nothing behind.
 
 mod instance_common;
-#[allow(dead_code)]
 mod support;
 
 use std::sync::Arc;

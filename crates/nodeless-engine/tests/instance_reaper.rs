@@ -36,3 +36,24 @@ fn a_child_killed_by_a_signal_reports_128_plus_the_signal() {
         .expect("spawn");
     assert_eq!(status, (137, Some(9)));
 }
+
+#[test]
+fn a_command_past_its_time_limit_is_killed_and_reported_as_unfinished() {
+    let reaper = Reaper::start();
+    let started = std::time::Instant::now();
+    let status = reaper
+        .status_within(
+            Command::new("sleep").arg("30"),
+            std::time::Duration::from_millis(300),
+        )
+        .expect("spawn");
+    assert_eq!(status, None);
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    let quick = reaper
+        .status_within(
+            Command::new("sh").arg("-c").arg("exit 3"),
+            std::time::Duration::from_secs(30),
+        )
+        .expect("spawn");
+    assert_eq!(quick, Some((3, None)));
+}

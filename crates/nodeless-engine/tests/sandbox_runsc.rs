@@ -1,7 +1,6 @@
 //! Root-only: instances under gVisor (runsc, default platform), with and without a network.
 
 mod instance_common;
-#[allow(dead_code)]
 mod support;
 
 use std::sync::Arc;

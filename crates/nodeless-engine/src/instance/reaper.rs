@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rustix::process::{Pid, WaitOptions};
 
@@ -78,6 +78,11 @@ impl Reaper {
     /// Waits for `pid` to exit. If it is not our child (no subreaper), waits for it to vanish
     /// and reports status 255.
     pub fn wait(&self, pid: i32) -> ExitStatus {
+        self.wait_until(pid, None).unwrap_or((255, None))
+    }
+
+    /// Like [`Reaper::wait`], but gives up at `deadline`: `None` if `pid` still runs then.
+    fn wait_until(&self, pid: i32, deadline: Option<Instant>) -> Option<ExitStatus> {
         let (reaped, cv) = &*self.shared;
         let mut guard = reaped.lock().unwrap_or_else(|p| p.into_inner());
         // Once the pid is gone, the reaper may hold its status while it waits for our lock:
@@ -85,21 +90,28 @@ impl Reaper {
         let mut gone_rounds = 0;
         loop {
             if let Some(st) = guard.statuses.remove(&pid) {
-                return st;
+                return Some(st);
             }
             let gone =
                 Pid::from_raw(pid).is_none_or(|p| rustix::process::test_kill_process(p).is_err());
             if gone {
                 gone_rounds += 1;
                 if gone_rounds > 10 {
-                    return (255, None);
+                    return Some((255, None));
                 }
             }
-            let pause = if gone {
+            let mut pause = if gone {
                 Duration::from_millis(20)
             } else {
                 Duration::from_millis(200)
             };
+            if let Some(deadline) = deadline {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return None;
+                }
+                pause = pause.min(left);
+            }
             guard = cv
                 .wait_timeout(guard, pause)
                 .unwrap_or_else(|p| p.into_inner())
@@ -112,6 +124,25 @@ impl Reaper {
         let child = cmd.spawn()?;
         self.spawned();
         Ok(self.wait(child.id() as i32))
+    }
+
+    /// Runs a command to completion, but kills it if it has not finished within `limit`:
+    /// `Ok(None)` then.
+    pub fn status_within(
+        &self,
+        cmd: &mut Command,
+        limit: Duration,
+    ) -> std::io::Result<Option<ExitStatus>> {
+        let mut child = cmd.spawn()?;
+        self.spawned();
+        let pid = child.id() as i32;
+        if let Some(status) = self.wait_until(pid, Some(Instant::now() + limit)) {
+            return Ok(Some(status));
+        }
+        let _ = child.kill();
+        // Collected here, so the pid cannot be reused before the reaper sees it.
+        self.wait(pid);
+        Ok(None)
     }
 
     /// Wakes the reaping thread if it idles for lack of children.

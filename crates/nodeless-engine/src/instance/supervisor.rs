@@ -66,6 +66,12 @@ pub struct ShimConfig {
     pub netns: Option<PathBuf>,
 }
 
+/// How long one runtime start (`runc run --detach`) may take, as the kubelet's default
+/// runtime request timeout. A hung start would otherwise hold its start-gate slot, and with
+/// it a share of every later start on the host, for good; killed, it is a start error the
+/// restart policy handles.
+const RUNTIME_START_LIMIT: Duration = Duration::from_secs(120);
+
 /// The line the shim prints on stdout once it is set up; the engine waits for it.
 pub const READY_LINE: &str = "nodeless-shim ready";
 
@@ -252,7 +258,7 @@ impl Supervisor {
             let mut cmd = rt.run_detached(&c.runtime_id, &c.bundle, &pid_file);
             insert_log_flag(&mut cmd, rt, &runtime_log);
             cmd.stdout(Stdio::from(out_w)).stderr(Stdio::from(err_w));
-            self.reaper.status(&mut cmd)
+            self.reaper.status_within(&mut cmd, RUNTIME_START_LIMIT)
             // the Command, and with it our copies of the write ends, is dropped here
         };
         let readers = [
@@ -260,8 +266,15 @@ impl Supervisor {
             spawn_reader(err_r, LogStreamKind::Stderr, writer),
         ];
         match created {
-            Ok((0, _)) => {}
-            Ok((code, _)) => {
+            Ok(Some((0, _))) => {}
+            Ok(None) => {
+                return start_error(format!(
+                    "{} run did not finish within {} s and was killed",
+                    rt.kind,
+                    RUNTIME_START_LIMIT.as_secs()
+                ))
+            }
+            Ok(Some((code, _))) => {
                 return start_error(
                     runtime_error(&runtime_log)
                         .unwrap_or_else(|| format!("{} run exited with {code}", rt.kind)),

@@ -142,17 +142,19 @@ mod tests {
             all,
             ["10.1.0.2", "10.1.0.3", "10.1.0.4", "10.1.0.5", "10.1.0.6"]
         );
-        let after: Vec<String> = candidates(net("10.1.0.0/29"), Some("10.1.0.4".parse().unwrap()))
-            .map(|ip| ip.to_string())
-            .collect();
+        let after: Vec<String> =
+            candidates(net("10.1.0.0/29"), Some("10.1.0.4".parse().expect("ip")))
+                .map(|ip| ip.to_string())
+                .collect();
         assert_eq!(
             after,
             ["10.1.0.5", "10.1.0.6", "10.1.0.2", "10.1.0.3", "10.1.0.4"]
         );
-        let from_last = candidates(net("10.1.0.0/29"), Some("10.1.0.6".parse().unwrap())).next();
-        assert_eq!(from_last, Some("10.1.0.2".parse().unwrap()));
-        let outside = candidates(net("10.1.0.0/29"), Some("10.9.0.1".parse().unwrap())).next();
-        assert_eq!(outside, Some("10.1.0.2".parse().unwrap()));
+        let from_last =
+            candidates(net("10.1.0.0/29"), Some("10.1.0.6".parse().expect("ip"))).next();
+        assert_eq!(from_last, Some("10.1.0.2".parse().expect("ip")));
+        let outside = candidates(net("10.1.0.0/29"), Some("10.9.0.1".parse().expect("ip"))).next();
+        assert_eq!(outside, Some("10.1.0.2".parse().expect("ip")));
     }
 
     #[test]
