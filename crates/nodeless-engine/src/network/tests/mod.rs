@@ -109,6 +109,7 @@ async fn each_instance_gets_its_own_reserved_address_through_static_ipam() {
     let a = f.net.attach("a", &[]).await.expect("attach a");
     let b = f.net.attach("b", &[]).await.expect("attach b");
     assert_ne!(a.ip, b.ip);
+    assert_ne!(a.netns, b.netns);
     let adds: Vec<_> = f
         .plugins
         .calls()
@@ -279,15 +280,6 @@ async fn attaching_again_with_other_ports_starts_over() {
     assert_eq!(calls[0], call("bridge", CniCommand::Del));
     assert!(calls.contains(&call("portmap", CniCommand::Add)));
     assert_eq!(f.leases(), vec!["a"]);
-}
-
-#[tokio::test]
-async fn two_instances_get_distinct_addresses() {
-    let f = Fixture::new();
-    let a = f.net.attach("a", &[]).await.expect("attach a");
-    let b = f.net.attach("b", &[]).await.expect("attach b");
-    assert_ne!(a.ip, b.ip);
-    assert_ne!(a.netns, b.netns);
 }
 
 #[tokio::test]
