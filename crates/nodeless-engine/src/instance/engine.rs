@@ -296,6 +296,8 @@ pub(crate) struct Inner {
     /// Probe results per (instance, container): (ready, started).
     pub(crate) probe_state: Mutex<HashMap<(String, String), ProbeResult>>,
     pub(crate) tasks: Mutex<HashMap<String, Vec<tokio::task::JoinHandle<()>>>>,
+    /// The instances' shims, recognised once and then held by pidfd.
+    pub(crate) shims: super::liveness::Shims,
     /// A background sweep of the trash directory is running.
     pub(crate) sweeping: std::sync::atomic::AtomicBool,
 }
@@ -329,6 +331,7 @@ impl LocalEngine {
                 events,
                 probe_state: Mutex::new(HashMap::new()),
                 tasks: Mutex::new(HashMap::new()),
+                shims: Default::default(),
                 sweeping: std::sync::atomic::AtomicBool::new(false),
             }),
         })
@@ -357,7 +360,7 @@ impl LocalEngine {
 
     pub(crate) fn supervisor_alive(&self, rec: &InstanceRecord) -> bool {
         rec.shim_pid
-            .is_some_and(|pid| state::shim_alive(pid, &rec.spec.id))
+            .is_some_and(|pid| self.inner.shims.alive(pid, &rec.spec.id))
     }
 
     /// Builds the status of one instance from its record and its containers' status files.

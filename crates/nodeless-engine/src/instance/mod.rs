@@ -6,7 +6,8 @@
 //! - [`supervisor`]: the per-instance shim process (`nodeless shim`) that owns container stdio,
 //!   runs init containers in order and applies the restart policy.
 //! - [`lifecycle`]: the container and instance state machines; [`restart`]: policy and backoff.
-//! - [`state`]: the on-disk layout under `ROOT/instances/<id>/`.
+//! - [`state`]: the on-disk layout under `ROOT/instances/<id>/`; `liveness.rs`: whether each
+//!   shim is alive, held by pidfd once recognised.
 //! - [`deps`]: the traits in front of images and networking.
 //!
 //! Using it (host agent):
@@ -33,6 +34,7 @@ pub use create::validate;
 pub mod deps;
 pub mod engine;
 pub mod lifecycle;
+mod liveness;
 mod ops;
 mod probes;
 pub mod reaper;

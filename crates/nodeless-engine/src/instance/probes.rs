@@ -311,6 +311,10 @@ impl RecordCache {
             fresh.insert(id, (now, rec));
         }
         self.0 = fresh;
+        engine
+            .inner
+            .shims
+            .retain(&self.0.keys().map(String::as_str).collect());
         seen
     }
 }
