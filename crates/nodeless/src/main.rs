@@ -75,6 +75,7 @@ fn main() -> std::process::ExitCode {
             nodeless_engine::shim_main(vec![config]).clamp(0, 255) as u8,
         );
     }
+    raise_open_files_limit();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -123,6 +124,20 @@ fn main() -> std::process::ExitCode {
         Err(e) => {
             eprintln!("error: {e:#}");
             std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// Raises the soft limit on open files to the hard one, as Go programs do at start: every
+/// watch connection and every instance's shim (held by pidfd) takes a descriptor, and the
+/// usual soft limit of 1024 is below what a host of many instances needs.
+fn raise_open_files_limit() {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current != limit.maximum {
+        limit.current = limit.maximum;
+        if let Err(e) = setrlimit(Resource::Nofile, limit) {
+            tracing::debug!(error = %e, "cannot raise the open files limit");
         }
     }
 }
