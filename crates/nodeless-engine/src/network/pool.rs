@@ -112,22 +112,27 @@ impl Network {
     /// The spares on disk and their state: those with a record, and those whose maker has
     /// not written one yet.
     pub(super) fn spares(&self) -> Result<Vec<(String, Spare)>, NetworkError> {
-        let mut ids: BTreeSet<String> = self.inner.records.ids()?.into_iter().collect();
+        // One pass over the directory, which holds every instance's record too: each attach
+        // looks at the spares, so this runs once per instance start.
+        let mut ids: BTreeSet<String> = BTreeSet::new();
         let dir = self.inner.records.dir();
         for entry in std::fs::read_dir(dir)
             .map_err(io_error(dir.to_path_buf()))?
             .flatten()
         {
-            if let Some(id) = entry
-                .file_name()
-                .to_str()
-                .and_then(|n| n.strip_suffix(".making"))
+            let name = entry.file_name();
+            let Some(name) = name.to_str().filter(|n| n.starts_with(SPARE_PREFIX)) else {
+                continue;
+            };
+            if let Some(id) = name
+                .strip_suffix(".making")
+                .or_else(|| name.strip_suffix(".json"))
             {
                 ids.insert(id.to_string());
             }
         }
-        let spares = ids.into_iter().filter(|id| id.starts_with(SPARE_PREFIX));
-        Ok(spares
+        Ok(ids
+            .into_iter()
             .map(|id| {
                 let state = self.spare_state(&id);
                 (id, state)
