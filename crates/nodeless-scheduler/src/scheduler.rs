@@ -39,6 +39,10 @@ use crate::pods::{
 };
 use crate::spot::{policy_of, release_at, spot_instances, utilisation};
 
+/// The shortest time between the starts of two passes. It delays a Pod's placement by at
+/// most this much, and bounds the passes of a burst to 40 a second.
+const MIN_PASS_INTERVAL: Duration = Duration::from_millis(25);
+
 /// A binding this process made (or is making) for a Pod, counted until the watch shows the
 /// Pod with its host annotation, so back-to-back passes do not hand out the same room twice.
 struct Assumed {
@@ -114,6 +118,7 @@ impl Scheduler {
         let mut tasks: JoinSet<Outcome> = JoinSet::new();
         let mut resync = tokio::time::interval(self.resync);
         resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_pass: Option<tokio::time::Instant> = None;
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
@@ -129,6 +134,18 @@ impl Scheduler {
                     continue;
                 }
             }
+            // A pass reads every Pod, and in a burst the watch wakes the loop once per Pod
+            // event: passes paced to one per interval keep the scheduler's CPU in step with
+            // time rather than with events. Wake-ups during the wait fold into this pass.
+            if let Some(wait) = last_pass.map(|at| MIN_PASS_INTERVAL.saturating_sub(at.elapsed())) {
+                if !wait.is_zero() {
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        _ = tokio::time::sleep(wait) => {}
+                    }
+                }
+            }
+            last_pass = Some(tokio::time::Instant::now());
             self.pass(&mut state, &mut tasks);
         }
     }
