@@ -95,26 +95,57 @@ async fn wait_all(seen: &Seen, n: usize, limit: Duration) -> bool {
     false
 }
 
-/// The share of the machine's CPU time that was idle over the last second (/proc/stat).
+/// The machine's idle and total CPU time so far, in ticks of 1/100 s (/proc/stat).
+fn machine_ticks() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let fields: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    // user nice system idle iowait ...: idle and iowait are idle time.
+    let idle = fields.get(3).copied().unwrap_or(0) + fields.get(4).copied().unwrap_or(0);
+    (idle, fields.iter().sum())
+}
+
+/// CPU time (user + system) a process has used so far, in ticks of 1/100 s.
+fn process_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces): state is the first, utime the 12th.
+    let rest = stat.rsplit_once(") ").map(|(_, r)| r).unwrap_or_default();
+    let fields: Vec<u64> = rest
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    fields.iter().sum()
+}
+
+/// The share of the machine's CPU time that was idle over the last second.
 async fn idle_share() -> f64 {
-    fn sample() -> (u64, u64) {
-        let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-        let fields: Vec<u64> = stat
-            .lines()
-            .next()
-            .unwrap_or_default()
-            .split_whitespace()
-            .skip(1)
-            .filter_map(|f| f.parse().ok())
-            .collect();
-        // user nice system idle iowait ...: idle and iowait are idle time.
-        let idle = fields.get(3).copied().unwrap_or(0) + fields.get(4).copied().unwrap_or(0);
-        (idle, fields.iter().sum())
-    }
-    let (idle0, total0) = sample();
+    let (idle0, total0) = machine_ticks();
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let (idle1, total1) = sample();
+    let (idle1, total1) = machine_ticks();
     (idle1 - idle0) as f64 / (total1 - total0).max(1) as f64
+}
+
+/// CPU seconds used between two samples: by the whole machine, and by the `nodeless up` process.
+struct CpuUse {
+    machine: f64,
+    control_plane: f64,
+}
+
+fn cpu_since(pid: u32, machine0: (u64, u64), process0: u64) -> CpuUse {
+    let (idle1, total1) = machine_ticks();
+    let busy = (total1 - machine0.1).saturating_sub(idle1 - machine0.0);
+    CpuUse {
+        machine: busy as f64 / 100.0,
+        control_plane: process_ticks(pid).saturating_sub(process0) as f64 / 100.0,
+    }
 }
 
 /// Waits (at most a minute) until the machine is idle again: the API lists deleted Pods as
@@ -176,11 +207,12 @@ async fn serial(pods: &Api<Pod>, n: usize) -> Vec<Duration> {
     lat
 }
 
-async fn burst(pods: &Api<Pod>, n: usize, pid: u32) -> (Duration, usize, f64) {
+async fn burst(pods: &Api<Pod>, n: usize, pid: u32) -> (Duration, usize, f64, CpuUse) {
     let run = format!("burst-{}", std::process::id());
     let seen: Seen = Arc::default();
     let watcher = tokio::spawn(watch_running(pods.clone(), run.clone(), seen.clone()));
     tokio::time::sleep(Duration::from_millis(300)).await;
+    let (machine0, process0) = (machine_ticks(), process_ticks(pid));
     let t0 = Instant::now();
     let creates = futures::stream::iter(0..n)
         .map(|i| {
@@ -209,19 +241,28 @@ async fn burst(pods: &Api<Pod>, n: usize, pid: u32) -> (Duration, usize, f64) {
         _ = sampler => unreachable!("the sampler loops forever"),
     };
     let took = t0.elapsed();
+    let cpu = cpu_since(pid, machine0, process0);
     let running = seen.lock().expect("lock").len();
     watcher.abort();
     if !ok {
         eprintln!("warning: only {running}/{n} burst Pods started within 5 minutes");
     }
     let rss = peak_rss.max(rss_mib(pid));
+    // What the control plane costs while the instances just run (status scans, heartbeats).
+    let (machine0, process0) = (machine_ticks(), process_ticks(pid));
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let at_rest = cpu_since(pid, machine0, process0);
+    eprintln!(
+        "at rest with {running} instances: the `nodeless up` process used {:.1}% of one core",
+        10.0 * at_rest.control_plane
+    );
     let t_del = Instant::now();
     delete_run(pods, &run).await;
     eprintln!(
         "deleting {n} Pods took {:.1} s",
         t_del.elapsed().as_secs_f64()
     );
-    (took, running, rss)
+    (took, running, rss, cpu)
 }
 
 #[tokio::main]
@@ -247,10 +288,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         lat.len()
     );
     settle().await;
-    let (took, running, rss) = burst(&pods, n_burst, pid).await;
+    let (took, running, rss, cpu) = burst(&pods, n_burst, pid).await;
     println!(
         "| {n_burst} Pods created at once: all Running | {:.2} s ({running} running) |",
         took.as_secs_f64()
+    );
+    let per_pod = |secs: f64| 1000.0 * secs / n_burst.max(1) as f64;
+    println!(
+        "| CPU used during the burst: whole machine / `nodeless up` process | {:.1} s ({:.0} ms per Pod) / {:.1} s ({:.0} ms per Pod) |",
+        cpu.machine,
+        per_pod(cpu.machine),
+        cpu.control_plane,
+        per_pod(cpu.control_plane)
     );
     println!("| control plane (`nodeless up` process) RSS: idle / peak during the burst | {idle:.0} MiB / {rss:.0} MiB |");
     Ok(())
