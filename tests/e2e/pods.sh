@@ -51,6 +51,7 @@ expect_output "kubectl describe shows Started" "Started" K describe pod web
 echo "== downward API, configMap and secret"
 expect_output "fieldRef env" "^POD_NAME=web$" K exec web -- sh -c 'echo POD_NAME=$POD_NAME'
 expect_output "status.podIP env is the Pod's IP" "^$IP$" K exec web -- sh -c 'echo $POD_IP'
+expect_output "\$(POD_IP) in another env value expands to the IP" "^$IP:80$" K exec web -- sh -c 'echo $LISTEN'
 expect_output "status.hostIP env" "^[0-9]+\\.[0-9.]+$" K exec web -- sh -c 'echo $HOST_IP'
 expect_output "configMap and secret env" "^hello s3cret 1$" K exec web -- sh -c 'echo $GREETING $PASSWORD $CPU_LIMIT'
 expect_output "configMap volume" "^hello$" K exec web -- cat /etc/settings/greeting

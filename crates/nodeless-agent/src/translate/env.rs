@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 
 use k8s_openapi::api::core::v1::{Container, EnvVar, ObjectFieldSelector, ResourceFieldSelector};
+use nodeless_engine::instance::POD_IP_PLACEHOLDER;
 
 use super::container::PodContext;
 use super::{References, TranslateError};
@@ -24,11 +25,18 @@ pub(super) struct Env {
 }
 
 impl Env {
-    /// The variables `$(VAR)` may name: every literal one (the Pod IP is not known yet).
+    /// The variables `$(VAR)` in command and args may name: every one. Those set to the Pod
+    /// IP, which is known only once the instance is created, expand to the engine's
+    /// placeholder, which it replaces with the IP.
     pub(super) fn lookup(&self) -> HashMap<&str, &str> {
         self.vars
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
+            .chain(
+                self.ip_vars
+                    .iter()
+                    .map(|k| (k.as_str(), POD_IP_PLACEHOLDER)),
+            )
             .collect()
     }
 }
@@ -95,12 +103,13 @@ pub(super) fn container_env(pc: &PodContext, c: &Container) -> Result<Env, Trans
     Ok(env)
 }
 
+/// The variables an env value may name: those defined before it.
 fn text_lookup(entries: &[(String, Value)]) -> HashMap<&str, &str> {
     entries
         .iter()
-        .filter_map(|(k, v)| match v {
-            Value::Text(t) => Some((k.as_str(), t.as_str())),
-            Value::PodIp => None,
+        .map(|(k, v)| match v {
+            Value::Text(t) => (k.as_str(), t.as_str()),
+            Value::PodIp => (k.as_str(), POD_IP_PLACEHOLDER),
         })
         .collect()
 }

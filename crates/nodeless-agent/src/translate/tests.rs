@@ -3,6 +3,7 @@ use std::collections::HashMap;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
 use nodeless_engine::instance::{
     ProbeAction, PullPolicy, RestartPolicy, RuntimeKind, StorageMedium, VolumeFile, VolumeSource,
+    POD_IP_PLACEHOLDER,
 };
 use serde_json::{json, Value};
 
@@ -313,6 +314,33 @@ fn pod_ip_field_refs_become_ip_env_filled_in_by_the_engine() {
     let spec = build(&p);
     assert_eq!(spec.containers[0].ip_env, ["POD_IP", "POD_IPS"]);
     assert!(!env_of(&spec).contains_key("POD_IP"));
+}
+
+#[test]
+fn references_to_the_pod_ip_expand_to_the_engines_placeholder_in_env_command_and_args() {
+    let p = simple(json!({"name": "a", "image": "x",
+    "command": ["serve", "--bind=$(POD_IP):80"],
+    "args": ["$$(POD_IP)", "$(UNSET)"],
+    "env": [
+        {"name": "BEFORE", "value": "$(POD_IP)"},
+        {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+        {"name": "ADDR", "value": "http://$(POD_IP):8080"}
+    ]}));
+    let spec = build(&p);
+    let c = &spec.containers[0];
+    let env = env_of(&spec);
+    // Only variables defined earlier expand in env values, as the kubelet does.
+    assert_eq!(env["BEFORE"], "$(POD_IP)");
+    assert_eq!(env["ADDR"], format!("http://{POD_IP_PLACEHOLDER}:8080"));
+    assert_eq!(
+        c.command.as_deref().expect("command")[1],
+        format!("--bind={POD_IP_PLACEHOLDER}:80")
+    );
+    // An escaped reference stays literal text; an unknown one stays as written.
+    assert_eq!(
+        c.args.as_deref().expect("args"),
+        ["$(POD_IP)".to_string(), "$(UNSET)".to_string()]
+    );
 }
 
 #[test]

@@ -12,7 +12,9 @@ use tokio::io::AsyncBufReadExt;
 use super::deps::{NetAttachment, PulledImage};
 use super::engine::{io_err, EngineError, LocalEngine};
 use super::lifecycle::InstancePhase;
-use super::spec::{ContainerSpec, InstanceSpec, StorageMedium, VolumeFile, VolumeSource};
+use super::spec::{
+    ContainerSpec, InstanceSpec, StorageMedium, VolumeFile, VolumeSource, POD_IP_PLACEHOLDER,
+};
 use super::state::{self, InstanceDir, InstanceLock, InstanceRecord};
 use super::supervisor::{ShimConfig, ShimContainer, READY_LINE};
 use crate::sandbox::bundle::{self, BindMount, BundleSpec, Resources};
@@ -370,7 +372,9 @@ impl LocalEngine {
             c.args.as_deref(),
         )
         .map_err(bundle_err)?;
-        let mut env = bundle::merge_env(&image.env, &with_ip_env(c, net));
+        let ip = instance_ip(net);
+        let args: Vec<String> = args.iter().map(|a| with_ip(a, &ip)).collect();
+        let mut env = bundle::merge_env(&image.env, &with_ip_env(c, &ip));
         if !env.iter().any(|e| e.starts_with("HOSTNAME=")) {
             env.push(format!("HOSTNAME={}", spec.hostname));
         }
@@ -504,12 +508,30 @@ impl LocalEngine {
     }
 }
 
-/// The container's env followed by its `ip_env` variables set to the instance's IP (empty
-/// when the instance has none, as the kubelet leaves `status.podIP` empty).
-fn with_ip_env(c: &ContainerSpec, net: &NetAttachment) -> Vec<(String, String)> {
-    let ip = net.ip.map(|ip| ip.to_string()).unwrap_or_default();
-    let mut env = c.env.clone();
-    env.extend(c.ip_env.iter().map(|name| (name.clone(), ip.clone())));
+/// The instance's IP as the downward API gives it: empty when the instance has none, as
+/// the kubelet leaves `status.podIP` empty.
+fn instance_ip(net: &NetAttachment) -> String {
+    net.ip.map(|ip| ip.to_string()).unwrap_or_default()
+}
+
+/// `value` with every [`POD_IP_PLACEHOLDER`] replaced by `ip`.
+fn with_ip(value: &str, ip: &str) -> String {
+    if value.contains(POD_IP_PLACEHOLDER) {
+        value.replace(POD_IP_PLACEHOLDER, ip)
+    } else {
+        value.to_string()
+    }
+}
+
+/// The container's env, references to the IP filled in, followed by its `ip_env` variables
+/// set to the IP.
+fn with_ip_env(c: &ContainerSpec, ip: &str) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = c
+        .env
+        .iter()
+        .map(|(k, v)| (k.clone(), with_ip(v, ip)))
+        .collect();
+    env.extend(c.ip_env.iter().map(|name| (name.clone(), ip.to_string())));
     env
 }
 
@@ -773,24 +795,38 @@ mod tests {
     }
 
     #[test]
-    fn ip_env_variables_take_the_instance_ip_after_the_env() {
+    fn ip_env_variables_take_the_instance_ip_after_the_env_and_fill_in_references() {
         let mut c = ContainerSpec::new("web", "busybox");
         c.env.push(("A".into(), "1".into()));
+        c.env
+            .push(("ADDR".into(), format!("{POD_IP_PLACEHOLDER}:8080")));
         c.ip_env = vec!["POD_IP".into(), "POD_IPS".into()];
         let net = NetAttachment {
             netns: None,
             ip: Some("10.88.0.7".parse().expect("ip")),
             gateway: None,
         };
-        let env = with_ip_env(&c, &net);
+        let env = with_ip_env(&c, &instance_ip(&net));
         assert_eq!(
             env,
             [
                 ("A".to_string(), "1".to_string()),
+                ("ADDR".into(), "10.88.0.7:8080".into()),
                 ("POD_IP".into(), "10.88.0.7".into()),
                 ("POD_IPS".into(), "10.88.0.7".into())
             ]
         );
+    }
+
+    #[test]
+    fn an_instance_without_an_address_fills_in_an_empty_ip() {
+        let net = NetAttachment {
+            netns: None,
+            ip: None,
+            gateway: None,
+        };
+        let arg = format!("--bind={POD_IP_PLACEHOLDER}:80");
+        assert_eq!(with_ip(&arg, &instance_ip(&net)), "--bind=:80");
     }
 
     #[test]

@@ -94,6 +94,12 @@ pub enum PullPolicy {
     Never,
 }
 
+/// Stands for the instance's IP inside a container's env values, `command` and `args`, and
+/// is replaced by it once the network is attached: how a `$(POD_IP)` reference to a variable
+/// set from `status.podIP` reaches the container expanded, as the kubelet expands it. A NUL
+/// cannot occur in a real value (execve takes C strings), so the marker is unambiguous.
+pub const POD_IP_PLACEHOLDER: &str = "\0nodeless:pod-ip\0";
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ContainerSpec {
     pub name: String,
@@ -103,6 +109,7 @@ pub struct ContainerSpec {
     pub command: Option<Vec<String>>,
     /// Replaces the image's cmd.
     pub args: Option<Vec<String>>,
+    /// Values (and `command` and `args`) may hold [`POD_IP_PLACEHOLDER`].
     pub env: Vec<(String, String)>,
     /// Variables set to the instance's IP, known only once the network is attached (the
     /// downward API's `status.podIP`); they follow `env`.
