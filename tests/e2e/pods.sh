@@ -48,6 +48,16 @@ expect_output "container status is complete" "^true true 0 nodeless://.+ .*busyb
 expect_output "events tell the story" "Scheduled.*Pulled|Pulled.*Scheduled" bash -c "kubectl get events --field-selector involvedObject.name=web -o 'jsonpath={range .items[*]}{.reason} {end}'"
 expect_output "kubectl describe shows Started" "Started" K describe pod web
 
+echo "== pods/proxy"
+expect_output "pods/proxy reaches the Pod's first container port" "hello from nodeless" K get --raw /api/v1/namespaces/default/pods/web/proxy/
+expect_output "pods/proxy to a named port" "hello from nodeless" K get --raw /api/v1/namespaces/default/pods/web:http/proxy/
+PROXY_PORT=$(free_port)
+kubectl proxy --port="$PROXY_PORT" >/dev/null 2>&1 &
+PROXY_PID=$!
+eventually "kubectl proxy serves the Pod" 20 bash -c "curl -sf --max-time 2 http://127.0.0.1:$PROXY_PORT/api/v1/namespaces/default/pods/web:80/proxy/ | grep -q 'hello from nodeless'"
+kill "$PROXY_PID" 2>/dev/null || true
+expect_output "pods/proxy over https is refused with a reason" "over https is not served" K get --raw /api/v1/namespaces/default/pods/https:web:443/proxy/
+
 echo "== downward API, configMap and secret"
 expect_output "fieldRef env" "^POD_NAME=web$" K exec web -- sh -c 'echo POD_NAME=$POD_NAME'
 expect_output "status.podIP env is the Pod's IP" "^$IP$" K exec web -- sh -c 'echo $POD_IP'

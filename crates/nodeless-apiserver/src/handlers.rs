@@ -35,11 +35,13 @@ fn is_true(q: &Query, k: &str) -> bool {
 /// Watches and streaming subresources hold a connection open; they are not counted as in-flight.
 pub fn is_long_running<B>(req: &Request<B>) -> bool {
     let q = query_of(req);
+    let path = req.uri().path();
     is_true(&q, "watch")
-        || req.uri().path().starts_with("/api/v1/watch/")
+        || path.starts_with("/api/v1/watch/")
+        || path.contains("/proxy/")
         || ["/exec", "/attach", "/portforward", "/log", "/proxy"]
             .iter()
-            .any(|s| req.uri().path().ends_with(s))
+            .any(|s| path.ends_with(s))
 }
 
 pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Body> {

@@ -72,7 +72,9 @@ pub fn parse_path(path: &str) -> Result<Option<Route>, StatusError> {
             group: group.into(),
             version: version.into(),
         },
-        [plural, name, sub] => Target {
+        // `pods/<name>/proxy/<path...>`: the rest of the path is the proxied one, which the
+        // handler takes from the request's path as sent (trailing slash included).
+        [plural, name, sub] | [plural, name, sub @ "proxy", ..] => Target {
             plural: plural.to_string(),
             name: Some(name.to_string()),
             subresource: Some(sub.to_string()),
@@ -118,6 +120,17 @@ mod tests {
             ),
             ("pods", Some("web"), Some("status"))
         );
+    }
+
+    #[test]
+    fn a_pod_proxy_path_may_go_on_past_the_subresource() {
+        let t = target("/api/v1/namespaces/default/pods/web:8080/proxy/metrics/raw/");
+        assert_eq!(
+            (t.name.as_deref(), t.subresource.as_deref()),
+            (Some("web:8080"), Some("proxy"))
+        );
+        let status = parse_path("/api/v1/namespaces/default/pods/web/status/extra");
+        assert!(status.is_err(), "only proxy takes a path: {status:?}");
     }
 
     #[test]

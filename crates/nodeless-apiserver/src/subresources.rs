@@ -1,5 +1,5 @@
-//! Subresources: status, scale, pods/binding, pods/eviction, namespaces/finalize, and the
-//! node-side streaming endpoints (log, exec, attach, portforward).
+//! Subresources: status, scale, pods/binding, pods/eviction, namespaces/finalize, the
+//! node-side streaming endpoints (log, exec, attach, portforward), and pods/proxy.
 
 use crate::handlers::{
     parse_body, patch_body, req_content_type, write_options, write_response, Query,
@@ -106,11 +106,9 @@ pub async fn handle(
             let container = q.get("container").map(String::as_str);
             crate::proxy::serve(api, req, &pod, sub, container).await
         }
-        ("proxy", _) if is_pod => Err(StatusError::new(
-            501,
-            "NotImplemented",
-            "pods/proxy is not served: reach the Pod through a Service or kubectl port-forward",
-        )),
+        ("proxy", _) if is_pod => {
+            crate::proxy::serve_pod_proxy(api, req, rt, ns.unwrap_or("default"), name).await
+        }
         (_, m) => Err(StatusError::new(
             405,
             "MethodNotAllowed",

@@ -1,9 +1,13 @@
 //! pods/log, exec, attach and portforward, proxied to the node endpoint of the host agent that
-//! runs the Pod's instance, as kube-apiserver proxies them to the kubelet: responses stream
-//! through unbuffered, and upgrades (SPDY/3.1, WebSocket) become a byte splice.
+//! runs the Pod's instance, as kube-apiserver proxies them to the kubelet; and pods/proxy,
+//! HTTP to a port of the Pod itself (`pod.rs`). Responses stream through unbuffered, and
+//! upgrades (SPDY/3.1, WebSocket) become a byte splice.
 
+mod pod;
 mod target;
 mod upgrade;
+
+pub use pod::serve as serve_pod_proxy;
 
 use target::NodeTarget;
 
@@ -37,28 +41,35 @@ const HOP_BY_HOP: &[&str] = &[
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProxyError {
-    #[error("host {host} cannot be reached at {authority}: {source}")]
+    #[error("{peer} cannot be reached at {authority}: {source}")]
     Connect {
-        host: String,
+        peer: String,
         authority: String,
         #[source]
         source: std::io::Error,
     },
-    #[error("host {host} at {authority} did not answer: {source}")]
+    #[error("{peer} at {authority} did not answer: {source}")]
     Exchange {
-        host: String,
+        peer: String,
         authority: String,
         #[source]
         source: hyper::Error,
     },
-    #[error("host {host} at {authority} did not answer in time")]
-    Timeout { host: String, authority: String },
-    #[error("cannot build the request to host {host}: {source}")]
+    #[error("{peer} at {authority} did not answer in time")]
+    Timeout { peer: String, authority: String },
+    #[error("cannot build the request to {peer}: {source}")]
     Request {
-        host: String,
+        peer: String,
         #[source]
         source: http::Error,
     },
+}
+
+/// Where a proxied request goes: `authority` (`ip:port`, plain HTTP), named `label` in
+/// errors and logs ("host h1", "pod default/web").
+pub(crate) struct Peer {
+    pub label: String,
+    pub authority: String,
 }
 
 impl From<ProxyError> for StatusError {
@@ -77,13 +88,27 @@ pub async fn serve(
 ) -> Result<Response<Body>, StatusError> {
     let target = target::resolve(api, pod, sub, container, req.uri().query())?;
     let client_upgrade = upgrade::is_upgrade(req.headers()).then(|| hyper::upgrade::on(&mut req));
-    let outbound = outbound_request(&target, req, client_upgrade.is_some())?;
-    let mut resp = send(&target, outbound).await?;
+    let peer = Peer {
+        label: format!("host {}", target.host),
+        authority: target.authority.clone(),
+    };
+    let outbound = outbound_request(&target, &peer, req, client_upgrade.is_some())?;
+    exchange(peer, outbound, client_upgrade).await
+}
+
+/// Sends `outbound` to `peer` and answers the client: the peer's response relayed, or the
+/// two upgraded connections spliced when both sides switched protocols.
+pub(crate) async fn exchange(
+    peer: Peer,
+    outbound: Request<OutBody>,
+    client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+) -> Result<Response<Body>, StatusError> {
+    let mut resp = send(&peer, outbound).await?;
     match (resp.status(), client_upgrade) {
         (StatusCode::SWITCHING_PROTOCOLS, Some(client)) => {
-            let agent = hyper::upgrade::on(&mut resp);
+            let upstream = hyper::upgrade::on(&mut resp);
             // Owned by the two connections: it ends when they do.
-            tokio::spawn(upgrade::splice(client, agent, target.host.clone()));
+            tokio::spawn(upgrade::splice(client, upstream, peer.label));
             let mut switching = Response::new(empty());
             *switching.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
             *switching.headers_mut() = resp.headers().clone();
@@ -93,7 +118,7 @@ pub async fn serve(
     }
 }
 
-type OutBody = BoxBody<Bytes, hyper::Error>;
+pub(crate) type OutBody = BoxBody<Bytes, hyper::Error>;
 
 fn empty() -> Body {
     Empty::new().map_err(|never| match never {}).boxed()
@@ -103,6 +128,7 @@ fn empty() -> Body {
 /// and the upgrade negotiation when the client asked to switch protocols.
 fn outbound_request(
     target: &NodeTarget,
+    peer: &Peer,
     req: Request<Incoming>,
     upgrading: bool,
 ) -> Result<Request<OutBody>, ProxyError> {
@@ -118,7 +144,7 @@ fn outbound_request(
         false => body.boxed(),
     };
     builder.body(body).map_err(|source| ProxyError::Request {
-        host: target.host.clone(),
+        peer: peer.label.clone(),
         source,
     })
 }
@@ -141,25 +167,22 @@ fn headers_for_agent(target: &NodeTarget, from: &HeaderMap, to: &mut HeaderMap, 
 }
 
 /// One HTTP/1.1 connection per request: streams are long-lived and upgrades consume it.
-async fn send(
-    target: &NodeTarget,
-    req: Request<OutBody>,
-) -> Result<Response<Incoming>, ProxyError> {
-    let host = || target.host.clone();
-    let authority = || target.authority.clone();
-    let connect = tokio::net::TcpStream::connect(target.authority.as_str());
+async fn send(peer: &Peer, req: Request<OutBody>) -> Result<Response<Incoming>, ProxyError> {
+    let label = || peer.label.clone();
+    let authority = || peer.authority.clone();
+    let connect = tokio::net::TcpStream::connect(peer.authority.as_str());
     let tcp = match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
         Ok(r) => r,
         Err(elapsed) => Err(std::io::Error::new(std::io::ErrorKind::TimedOut, elapsed)),
     }
     .map_err(|source| ProxyError::Connect {
-        host: host(),
+        peer: label(),
         authority: authority(),
         source,
     })?;
     let _ = tcp.set_nodelay(true);
     let exchange = |source| ProxyError::Exchange {
-        host: host(),
+        peer: label(),
         authority: authority(),
         source,
     };
@@ -169,13 +192,13 @@ async fn send(
     // Owned by the connection: it ends when the relayed body or the upgraded stream is dropped.
     tokio::spawn(async move {
         if let Err(e) = conn.with_upgrades().await {
-            tracing::debug!(error = %e, "node endpoint connection ended");
+            tracing::debug!(error = %e, "proxied connection ended");
         }
     });
     match tokio::time::timeout(RESPONSE_TIMEOUT, sender.send_request(req)).await {
         Ok(r) => r.map_err(exchange),
         Err(_) => Err(ProxyError::Timeout {
-            host: host(),
+            peer: label(),
             authority: authority(),
         }),
     }
