@@ -40,6 +40,11 @@ eventually "the client runs" 60 bash -c "kubectl get pod client -o 'jsonpath={.s
 CIP=$(K get svc web -o 'jsonpath={.spec.clusterIP}')
 expect_output "the ClusterIP answers from an instance" "hello from nodeless" in_client "timeout 3 wget -q -O- http://$CIP/"
 expect_output "the ClusterIP answers from the host" "hello from nodeless" curl -sf --max-time 3 "http://$CIP/"
+expect_output "services/proxy reaches an endpoint by port name" "hello from nodeless" K get --raw /api/v1/namespaces/default/services/web:http/proxy/
+expect_output "and by port number" "hello from nodeless" K get --raw /api/v1/namespaces/default/services/web:80/proxy/
+# As upstream: with no port, only an unnamed Service port matches, and this one is named.
+expect_output "with no port, a named Service port is not chosen" "no endpoints available" K get --raw /api/v1/namespaces/default/services/web/proxy/
+expect_output "services/proxy to a port the Service lacks is a 503 saying so" "no service port 81" K get --raw /api/v1/namespaces/default/services/web:81/proxy/
 expect_output "the Service answers by DNS name" "hello from nodeless" in_client "timeout 3 wget -q -O- http://web.default.svc.cluster.local/"
 expect_output "and by its short name (search domains)" "hello from nodeless" in_client "timeout 3 wget -q -O- http://web/"
 expect_output "resolv.conf has the cluster DNS, search domains and ndots" "nameserver 10.96.0.10.*search default.svc.cluster.local svc.cluster.local cluster.local.*ndots:5" bash -c "kubectl exec client -- cat /etc/resolv.conf | tr '\\n' ' '"

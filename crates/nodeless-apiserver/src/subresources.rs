@@ -1,5 +1,5 @@
 //! Subresources: status, scale, pods/binding, pods/eviction, namespaces/finalize, the
-//! node-side streaming endpoints (log, exec, attach, portforward), and pods/proxy.
+//! node-side streaming endpoints (log, exec, attach, portforward), and pods/ and services/proxy.
 
 use crate::handlers::{
     parse_body, patch_body, req_content_type, write_options, write_response, Query,
@@ -108,6 +108,9 @@ pub async fn handle(
         }
         ("proxy", _) if is_pod => {
             crate::proxy::serve_pod_proxy(api, req, rt, ns.unwrap_or("default"), name).await
+        }
+        ("proxy", _) if rt.group.is_empty() && rt.kind == "Service" => {
+            crate::proxy::serve_service_proxy(api, req, rt, ns.unwrap_or("default"), name).await
         }
         (_, m) => Err(StatusError::new(
             405,

@@ -1,13 +1,17 @@
 //! pods/log, exec, attach and portforward, proxied to the node endpoint of the host agent that
-//! runs the Pod's instance, as kube-apiserver proxies them to the kubelet; and pods/proxy,
-//! HTTP to a port of the Pod itself (`pod.rs`). Responses stream through unbuffered, and
-//! upgrades (SPDY/3.1, WebSocket) become a byte splice.
+//! runs the Pod's instance, as kube-apiserver proxies them to the kubelet; and pods/proxy and
+//! services/proxy, HTTP to a port of the Pod or of one of the Service's endpoints
+//! (`direct.rs`). Responses stream through unbuffered, and upgrades (SPDY/3.1, WebSocket)
+//! become a byte splice.
 
+mod direct;
 mod pod;
+mod service;
 mod target;
 mod upgrade;
 
 pub use pod::serve as serve_pod_proxy;
+pub use service::serve as serve_service_proxy;
 
 use target::NodeTarget;
 
