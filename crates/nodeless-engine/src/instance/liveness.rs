@@ -12,9 +12,9 @@ use std::collections::HashMap;
 use std::os::fd::OwnedFd;
 use std::sync::Mutex;
 
+use rustix::event::Timespec;
 use rustix::event::{poll, PollFd, PollFlags};
 use rustix::process::{pidfd_open, Pid, PidfdFlags};
-use rustix::event::Timespec;
 
 use super::state;
 
