@@ -136,7 +136,8 @@ impl Scheduler {
             }
             // A pass reads every Pod, and in a burst the watch wakes the loop once per Pod
             // event: passes paced to one per interval keep the scheduler's CPU in step with
-            // time rather than with events. Wake-ups during the wait fold into this pass.
+            // time rather than with events. This pass sees every change made during the wait;
+            // a wake-up during it leaves one permit, so at most one more pass follows.
             if let Some(wait) = last_pass.map(|at| MIN_PASS_INTERVAL.saturating_sub(at.elapsed())) {
                 if !wait.is_zero() {
                     tokio::select! {
