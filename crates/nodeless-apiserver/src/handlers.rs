@@ -36,10 +36,15 @@ fn is_true(q: &Query, k: &str) -> bool {
 pub fn is_long_running<B>(req: &Request<B>) -> bool {
     let q = query_of(req);
     let path = req.uri().path();
+    // A proxied path goes on past the subresource, so it is told by the parsed route.
+    let proxied = matches!(
+        crate::request::parse_path(path),
+        Ok(Some(crate::request::Route::Resource(t))) if t.subresource.as_deref() == Some("proxy")
+    );
     is_true(&q, "watch")
         || path.starts_with("/api/v1/watch/")
-        || path.contains("/proxy/")
-        || ["/exec", "/attach", "/portforward", "/log", "/proxy"]
+        || proxied
+        || ["/exec", "/attach", "/portforward", "/log"]
             .iter()
             .any(|s| path.ends_with(s))
 }
@@ -341,5 +346,30 @@ fn delete_response(rt: &ResourceType, name: &str, out: DeleteOutcome) -> Respons
             });
             json_response(StatusCode::OK, &status)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn long_running(path: &str) -> bool {
+        is_long_running(&Request::get(path).body(()).expect("request"))
+    }
+
+    #[test]
+    fn streams_watches_and_proxied_requests_are_long_running() {
+        assert!(long_running("/api/v1/namespaces/d/pods/web/proxy"));
+        assert!(long_running("/api/v1/namespaces/d/pods/web:80/proxy/a/b"));
+        assert!(long_running("/api/v1/namespaces/d/services/web/proxy/"));
+        assert!(long_running("/api/v1/namespaces/d/pods/web/exec"));
+        assert!(long_running("/api/v1/namespaces/d/pods?watch=true"));
+    }
+
+    #[test]
+    fn an_object_or_namespace_named_proxy_is_not_a_proxied_request() {
+        assert!(!long_running("/api/v1/namespaces/d/configmaps/proxy"));
+        assert!(!long_running("/api/v1/namespaces/proxy/configmaps/a"));
+        assert!(!long_running("/api/v1/namespaces/d/pods/web"));
     }
 }

@@ -72,8 +72,8 @@ pub fn parse_path(path: &str) -> Result<Option<Route>, StatusError> {
             group: group.into(),
             version: version.into(),
         },
-        // `pods/<name>/proxy/<path...>` (and services): the rest of the path is the proxied one, which the
-        // handler takes from the request's path as sent (trailing slash included).
+        // `pods/<name>/proxy/<path...>` (and services): the rest is the proxied path, which
+        // the handler takes from the request's path as sent (trailing slash included).
         [plural, name, sub] | [plural, name, sub @ "proxy", ..] => Target {
             plural: plural.to_string(),
             name: Some(name.to_string()),

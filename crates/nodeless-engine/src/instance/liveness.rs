@@ -103,10 +103,16 @@ mod tests {
         child
     }
 
+    /// Lets the child's `read` end, so it exits, and reaps it.
+    fn end(mut child: std::process::Child) {
+        drop(child.stdin.take());
+        let _ = child.wait();
+    }
+
     #[test]
     fn a_live_shim_is_alive_until_it_exits() {
         let shims = Shims::default();
-        let mut child = child_naming("inst-a");
+        let child = child_naming("inst-a");
         let pid = child.id();
         assert!(shims.alive(pid, "inst-a"));
         assert!(
@@ -114,8 +120,7 @@ mod tests {
             "the held pidfd answers the second time"
         );
         assert_eq!(shims.held(), 1);
-        drop(child.stdin.take());
-        let _ = child.wait();
+        end(child);
         assert!(!shims.alive(pid, "inst-a"));
         assert_eq!(shims.held(), 0);
     }
@@ -142,21 +147,19 @@ mod tests {
     #[test]
     fn a_process_that_is_not_the_instances_shim_is_not_alive() {
         let shims = Shims::default();
-        let mut child = child_naming("inst-b");
+        let child = child_naming("inst-b");
         assert!(!shims.alive(child.id(), "inst-other"));
         assert_eq!(shims.held(), 0);
-        drop(child.stdin.take());
-        let _ = child.wait();
+        end(child);
     }
 
     #[test]
     fn removed_instances_are_forgotten() {
         let shims = Shims::default();
-        let mut child = child_naming("inst-c");
+        let child = child_naming("inst-c");
         assert!(shims.alive(child.id(), "inst-c"));
         shims.retain(&std::collections::HashSet::new());
         assert_eq!(shims.held(), 0);
-        drop(child.stdin.take());
-        let _ = child.wait();
+        end(child);
     }
 }
