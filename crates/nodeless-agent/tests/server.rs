@@ -364,7 +364,7 @@ async fn exec_needs_a_running_container_and_a_command() {
 }
 
 #[tokio::test]
-async fn attach_with_stdin_is_refused_with_a_clear_status() {
+async fn attach_with_stdin_to_a_container_without_stdin_is_refused_with_a_clear_status() {
     let node = node().await;
     let headers = spdy_upgrade("v4.channel.k8s.io");
     let mut refs: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
@@ -381,7 +381,7 @@ async fn attach_with_stdin_is_refused_with_a_clear_status() {
     assert_eq!(status, 400);
     assert!(status_json(&body)["message"]
         .as_str()
-        .is_some_and(|m| m.contains("attach with stdin is not supported yet")));
+        .is_some_and(|m| m.contains("was not created with stdin: true")));
 }
 
 #[tokio::test]

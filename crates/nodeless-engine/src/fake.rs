@@ -346,6 +346,37 @@ impl Engine for FakeEngine {
         Ok(LogStream::from_channel(rx, None))
     }
 
+    async fn attach(
+        &self,
+        id: &str,
+        container: &str,
+        stdin: bool,
+    ) -> Result<crate::instance::attach::Attachment, EngineError> {
+        let status = self.get(id)?;
+        let running = status
+            .containers
+            .iter()
+            .any(|c| c.status.name == container && c.status.state.is_running());
+        if !running {
+            return Err(EngineError::NotRunning {
+                id: id.to_string(),
+                container: container.to_string(),
+            });
+        }
+        let mut st = self.lock();
+        let takes_input = st.instances.get(id).is_some_and(|(spec, _)| {
+            spec.containers
+                .iter()
+                .any(|c| c.name == container && c.stdin)
+        });
+        if stdin && !takes_input {
+            return Err(crate::instance::attach::no_stdin(container));
+        }
+        st.calls
+            .push(format!("attach {id} {container} stdin={stdin}"));
+        Ok(crate::instance::attach::Attachment::without_input(false))
+    }
+
     async fn exec(
         &self,
         id: &str,

@@ -8,6 +8,7 @@ use chrono::Utc;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use nodeless_core::status::StatusError;
+use nodeless_engine::instance::attach::Attachment;
 use nodeless_engine::instance::{Engine, ExecIo};
 use nodeless_engine::sandbox::logs::{LogOptions, LogStreamKind};
 use nodeless_stream::handshake::Upgrade;
@@ -35,7 +36,7 @@ const SUPPORTED: Supported = Supported {
 
 pub enum Mode {
     Exec(Vec<String>),
-    Attach,
+    Attach(Attachment),
 }
 
 /// Checks the request, answers 101 and serves the session once the connection is handed over.
@@ -59,14 +60,14 @@ pub async fn exec_or_attach(
         ));
     }
     let mode = if attach {
-        if opts.stdin {
-            return Err(StatusError::bad_request(
-                "attach with stdin is not supported yet: nodeless cannot connect to a running \
-                 container's stdin; use `kubectl exec -i` to run a command with input, or \
-                 `kubectl logs -f` to follow the output",
-            ));
-        }
-        Mode::Attach
+        super::require_running(ctx, &target).await?;
+        // Opened before the upgrade, so a container without stdin is a plain 400.
+        let attachment = ctx
+            .engine
+            .attach(&target.uid, &target.container, opts.stdin)
+            .await
+            .map_err(|e| target.engine_error(&e))?;
+        Mode::Attach(attachment)
     } else {
         let command = q.all("command");
         if command.is_empty() {
@@ -74,9 +75,9 @@ pub async fn exec_or_attach(
                 "you must specify at least one command for the container",
             ));
         }
+        super::require_running(ctx, &target).await?;
         Mode::Exec(command)
     };
-    super::require_running(ctx, &target).await?;
     let (agreed, response) = negotiate_upgrade(headers, &SUPPORTED)?;
     let engine = ctx.engine.clone();
     let shutdown = ctx.shutdown.clone();
@@ -144,7 +145,13 @@ async fn session(
                     Err(e) => Outcome::Failed(e.to_string()),
                 }
             }
-            Mode::Attach => attach(engine.as_ref(), &target, stdout, stderr).await,
+            Mode::Attach(attachment) => {
+                // Input runs beside the output; the session lasts as long as the output.
+                let input = tokio::spawn(attachment.run(stdin, resize));
+                let outcome = attach(engine.as_ref(), &target, stdout, stderr).await;
+                input.abort();
+                outcome
+            }
         }
     };
     let outcome = tokio::select! {
@@ -155,8 +162,8 @@ async fn session(
     finisher.finish(outcome).await;
 }
 
-/// Follows the container's output from now until it ends (the engine offers no way into a
-/// running container's own stdio, so this is what attach can be without stdin).
+/// Follows the container's output from now until it ends: its log, where the shim writes
+/// everything the container prints (a terminal's output as stdout).
 async fn attach(
     engine: &dyn Engine,
     target: &Target,

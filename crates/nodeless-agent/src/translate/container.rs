@@ -64,6 +64,9 @@ pub(super) fn container_spec(
     spec.startup_probe = c.startup_probe.as_ref().map(|p| probe(c, p)).transpose()?;
     spec.env = env.vars;
     spec.ip_env = env.ip_vars;
+    spec.stdin = c.stdin.unwrap_or(false);
+    spec.stdin_once = c.stdin_once.unwrap_or(false);
+    spec.tty = c.tty.unwrap_or(false);
     Ok(spec)
 }
 

@@ -775,3 +775,15 @@ fn image_pull_secrets_give_credentials_for_the_images_registry() {
         "containers": [{"name": "a", "image": "busybox"}]}));
     assert!(instance_spec(&p, &s, &ctx()).expect("spec").auth.is_none());
 }
+
+#[test]
+fn stdin_stdin_once_and_tty_reach_the_container() {
+    let spec = build(&simple(json!({
+        "name": "c", "image": "busybox", "stdin": true, "stdinOnce": true, "tty": true
+    })));
+    let c = &spec.containers[0];
+    assert!(c.stdin && c.stdin_once && c.tty);
+    let plain = build(&simple(json!({"name": "c", "image": "busybox"})));
+    let c = &plain.containers[0];
+    assert!(!c.stdin && !c.stdin_once && !c.tty);
+}

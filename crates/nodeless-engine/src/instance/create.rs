@@ -12,6 +12,7 @@ use tokio::io::AsyncBufReadExt;
 use super::deps::{NetAttachment, PulledImage};
 use super::engine::{io_err, EngineError, LocalEngine};
 use super::lifecycle::InstancePhase;
+use super::shim_stdio::ShimStdio;
 use super::spec::{
     ContainerSpec, InstanceSpec, StorageMedium, VolumeFile, VolumeSource, POD_IP_PLACEHOLDER,
 };
@@ -425,7 +426,7 @@ impl LocalEngine {
                 .filter(|w| !w.is_empty())
                 .unwrap_or_else(|| "/".into()),
             user: resolved,
-            terminal: false,
+            terminal: c.tty,
             hostname: spec.hostname.clone(),
             netns: net.netns.clone(),
             cgroups_path: cgroup.clone(),
@@ -452,6 +453,11 @@ impl LocalEngine {
             cgroup,
             log_dir: dir.logs(&c.name),
             status_path: dir.status(&c.name),
+            stdio: ShimStdio {
+                stdin: c.stdin,
+                stdin_once: c.stdin_once,
+                tty: c.tty,
+            },
         })
     }
 

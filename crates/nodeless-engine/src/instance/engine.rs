@@ -191,6 +191,15 @@ pub trait Engine: Send + Sync {
         cmd: Vec<String>,
         io: ExecIo,
     ) -> Result<i32, EngineError>;
+    /// Opens a running container's input for an attach session: its stdin when `stdin` is
+    /// asked (the container must have been created with `stdin`), and its terminal's size
+    /// when it has one.
+    async fn attach(
+        &self,
+        id: &str,
+        container: &str,
+        stdin: bool,
+    ) -> Result<super::attach::Attachment, EngineError>;
     async fn port_forward(&self, id: &str, port: u16)
         -> Result<tokio::net::TcpStream, EngineError>;
     async fn stats(&self, id: &str) -> Result<Vec<ContainerStats>, EngineError>;

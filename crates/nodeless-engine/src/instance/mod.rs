@@ -29,6 +29,7 @@
 //! namespace (runsc `--network=host` inside it, see `sandbox::runtime`).
 
 mod adapters;
+pub mod attach;
 mod create;
 pub use create::validate;
 pub mod deps;
@@ -39,6 +40,7 @@ mod ops;
 mod probes;
 pub mod reaper;
 pub mod restart;
+pub mod shim_stdio;
 pub mod spec;
 pub mod state;
 pub mod supervisor;

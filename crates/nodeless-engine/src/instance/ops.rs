@@ -7,9 +7,10 @@ use async_trait::async_trait;
 use chrono::Utc;
 use tokio::sync::broadcast;
 
+use super::attach::Attachment;
 use super::engine::{
-    ContainerStats, Engine, EngineError, ExecIo, InstanceEvent, InstanceStatus, LocalEngine,
-    LogStream,
+    io_err, ContainerStats, Engine, EngineError, ExecIo, InstanceEvent, InstanceStatus,
+    LocalEngine, LogStream,
 };
 use super::spec::{ContainerSpec, InstanceSpec, VolumeFile};
 use super::state::{self, InstanceRecord};
@@ -159,6 +160,39 @@ impl Engine for LocalEngine {
         )
         .await
         .map_err(|e| EngineError::Exec(e.to_string()))
+    }
+
+    async fn attach(
+        &self,
+        id: &str,
+        container: &str,
+        stdin: bool,
+    ) -> Result<Attachment, EngineError> {
+        let rec = self.record(id)?;
+        let c = self.container(&rec, container)?;
+        let running =
+            read_status(&self.dir(id).status(&c.name)).is_some_and(|s| s.state.is_running());
+        if !running {
+            return Err(EngineError::NotRunning {
+                id: id.to_string(),
+                container: c.name.clone(),
+            });
+        }
+        if stdin && !c.stdin {
+            return Err(super::attach::no_stdin(&c.name));
+        }
+        let bundle = self.dir(id).container(&c.name);
+        Attachment::open(&bundle, stdin, c.tty)
+            .await
+            .map_err(|e| match e.kind() {
+                // Neither made nor read: the shim takes no more input for this run.
+                std::io::ErrorKind::NotFound => EngineError::Invalid(format!(
+                    "the stdin of container {} is closed: it was created with stdinOnce and \
+                     its first attach session has ended",
+                    c.name
+                )),
+                _ => io_err(format!("cannot attach to container {}", c.name))(e),
+            })
     }
 
     async fn port_forward(

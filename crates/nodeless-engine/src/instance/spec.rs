@@ -127,6 +127,15 @@ pub struct ContainerSpec {
     pub liveness_probe: Option<Probe>,
     pub readiness_probe: Option<Probe>,
     pub startup_probe: Option<Probe>,
+    /// Keeps a stdin open that `attach` writes to (the Pod's `stdin`); the container reads
+    /// EOF once the first attach session ends when `stdin_once` is set.
+    #[serde(default)]
+    pub stdin: bool,
+    #[serde(default)]
+    pub stdin_once: bool,
+    /// Runs the process on a terminal (the Pod's `tty`): its output is one stream.
+    #[serde(default)]
+    pub tty: bool,
 }
 
 impl ContainerSpec {
@@ -150,6 +159,9 @@ impl ContainerSpec {
             liveness_probe: None,
             readiness_probe: None,
             startup_probe: None,
+            stdin: false,
+            stdin_once: false,
+            tty: false,
         }
     }
 }

@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use super::lifecycle::{ContainerEvent, ContainerState, ContainerStatus, Termination};
 use super::reaper::Reaper;
 use super::restart::{Backoff, RestartPolicy};
+use super::shim_stdio::{RunStdio, ShimStdio};
 use crate::sandbox::cgroups::Cgroups;
 use crate::sandbox::logs::{self, LineSplitter, LogStreamKind, LogWriter};
 use crate::sandbox::runtime::{RuntimeBinary, RuntimeKind};
@@ -43,6 +44,9 @@ pub struct ShimContainer {
     /// marker must go before each run (`rootfs::clear_volatile_marker`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub overlay_work: Option<PathBuf>,
+    /// Its stdin and terminal, for attach; absent in configs of older engines.
+    #[serde(default)]
+    pub stdio: ShimStdio,
 }
 
 /// Everything the shim needs, written by the engine as JSON next to the instance's state.
@@ -249,21 +253,29 @@ impl Supervisor {
             Ok(p) => p,
             Err(e) => return start_error(format!("cannot create pipes: {e}")),
         };
+        let mut stdio = match RunStdio::prepare(c.stdio, &c.bundle) {
+            Ok(s) => s,
+            Err(e) => return start_error(format!("cannot prepare the container's stdin: {e}")),
+        };
         let pid_file = c.bundle.join("init.pid");
         let runtime_log = c.bundle.join("runtime.log");
         let _ = std::fs::remove_file(&runtime_log);
         let created = {
             let _slot = self.cfg.start_gate.as_ref().and_then(StartGate::acquire);
             // One invocation instead of create + start: a runtime start costs a process exec.
-            let mut cmd = rt.run_detached(&c.runtime_id, &c.bundle, &pid_file);
+            let mut cmd =
+                rt.run_detached(&c.runtime_id, &c.bundle, &pid_file, stdio.console_socket());
             insert_log_flag(&mut cmd, rt, &runtime_log);
+            if let Some(stdin) = stdio.take_container_stdin() {
+                cmd.stdin(Stdio::from(stdin));
+            }
             cmd.stdout(Stdio::from(out_w)).stderr(Stdio::from(err_w));
             self.reaper.status_within(&mut cmd, RUNTIME_START_LIMIT)
             // the Command, and with it our copies of the write ends, is dropped here
         };
-        let readers = [
+        let mut readers = vec![
             spawn_reader(out_r, LogStreamKind::Stdout, writer.clone()),
-            spawn_reader(err_r, LogStreamKind::Stderr, writer),
+            spawn_reader(err_r, LogStreamKind::Stderr, writer.clone()),
         ];
         match created {
             Ok(Some((0, _))) => {}
@@ -282,6 +294,12 @@ impl Supervisor {
             }
             Err(e) => return start_error(format!("cannot run {}: {e}", rt.path.display())),
         }
+        // A terminal's output is one stream, logged as stdout.
+        match stdio.started(|master| spawn_reader(master, LogStreamKind::Stdout, writer)) {
+            Ok(terminal) => readers.extend(terminal),
+            // The container runs but cannot be reached; `supervise` deletes it by force.
+            Err(e) => return start_error(e),
+        }
         let pid: u32 = std::fs::read_to_string(&pid_file)
             .ok()
             .and_then(|s| s.trim().parse().ok())
@@ -298,6 +316,7 @@ impl Supervisor {
         // exits with the container's status the same way. Either is ours as subreaper.
         let (exit_code, signal) = self.reaper.wait(pid as i32);
         let finished_at = Utc::now();
+        stdio.finish();
         // Output written just before exit is still in the pipes; give the readers a moment.
         wait_readers(readers, Duration::from_secs(2));
         // Read before the runtime deletes the container's cgroup with it.
@@ -399,7 +418,7 @@ fn spawn_reader(
     done_rx
 }
 
-fn wait_readers(readers: [std::sync::mpsc::Receiver<()>; 2], limit: Duration) {
+fn wait_readers(readers: Vec<std::sync::mpsc::Receiver<()>>, limit: Duration) {
     let deadline = Instant::now() + limit;
     for r in readers {
         let _ = r.recv_timeout(deadline.saturating_duration_since(Instant::now()));

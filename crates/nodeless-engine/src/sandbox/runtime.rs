@@ -174,12 +174,21 @@ impl RuntimeBinary {
     }
 
     /// `run --detach`: create and start in one runtime invocation; the container's stdio are
-    /// the command's, and its init outlives the command.
-    pub fn run_detached(&self, id: &str, bundle: &Path, pid_file: &Path) -> Command {
+    /// the command's, and its init outlives the command. A container with a terminal needs a
+    /// `console` socket, where the runtime sends the terminal's master side.
+    pub fn run_detached(
+        &self,
+        id: &str,
+        bundle: &Path,
+        pid_file: &Path,
+        console: Option<&Path>,
+    ) -> Command {
         let mut cmd = self.command();
-        cmd.arg("run")
-            .arg("--detach")
-            .arg("--bundle")
+        cmd.arg("run").arg("--detach");
+        if let Some(socket) = console {
+            cmd.arg("--console-socket").arg(socket);
+        }
+        cmd.arg("--bundle")
             .arg(bundle)
             .arg("--pid-file")
             .arg(pid_file)
