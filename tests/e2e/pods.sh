@@ -98,6 +98,27 @@ K run ticker --image=busybox --restart=Never -- sh -c 'while true; do echo tick;
 eventually "the ticker runs" 30 bash -c "kubectl get pod ticker -o 'jsonpath={.status.phase}' | grep -x Running"
 expect_output "kubectl attach streams the container's output as it comes" "^tick$" timeout 4 kubectl attach ticker
 
+echo "== attach with input and a terminal"
+expect_output "kubectl run -i --rm: stdin reaches the container, which reads EOF after it (stdinOnce)" "^got:hello$" \
+  bash -c "echo hello | timeout 60 kubectl run once --image=busybox -i --rm --restart=Never -- sh -c 'read x; echo got:\$x'"
+eventually "run --rm removed the Pod" 30 bash -c "! kubectl get pod once >/dev/null 2>&1"
+check "a Pod with stdin: true" K apply -f "$HERE/pods/reader.yaml"
+eventually "it runs" 30 bash -c "kubectl get pod reader -o 'jsonpath={.status.phase}' | grep -x Running"
+expect_output "kubectl attach -i: a session's input reaches the running container" "^line:one$" \
+  bash -c "(echo one; sleep 1) | timeout 5 kubectl attach -i reader; true"
+expect_output "a second session's input reaches it too (no stdinOnce: stdin stays open)" "^line:two$" \
+  bash -c "(echo two; sleep 1) | timeout 5 kubectl attach -i reader; true"
+expect_fail "attach -i to a container without stdin: true is refused" "was not created with stdin: true" \
+  bash -c "echo x | kubectl attach -i ticker"
+# kubectl -t needs a terminal: script(1) gives it one, 91 columns by 27 rows. The input waits
+# in the terminal until kubectl has attached and reads it.
+(sleep 3; printf 'echo typed-$((6*7)); stty size\n'; sleep 2; printf 'exit 3\n'; sleep 1) |
+  timeout 90 script -qec "stty cols 91 rows 27; kubectl run tty1 -it --rm --restart=Never --image=busybox -- sh" /dev/null \
+  >"$WORK/tty.out" 2>&1 || true
+expect_output "kubectl run -it: the shell runs on a terminal and gets the input" "^typed-42" cat "$WORK/tty.out"
+expect_output "the terminal has the client's size" "^27 91" cat "$WORK/tty.out"
+expect_output "the shell's exit code comes back" "terminated \(Error\)" cat "$WORK/tty.out"
+
 echo "== init containers"
 check "a Pod with init containers" K apply -f "$HERE/pods/init.yaml"
 eventually "it completes" 60 bash -c "kubectl get pod with-init -o 'jsonpath={.status.phase}' | grep -x Succeeded"
