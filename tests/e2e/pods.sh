@@ -118,6 +118,11 @@ expect_fail "attach -i to a container without stdin: true is refused" "was not c
 expect_output "kubectl run -it: the shell runs on a terminal and gets the input" "^typed-42" cat "$WORK/tty.out"
 expect_output "the terminal has the client's size" "^27 91" cat "$WORK/tty.out"
 expect_output "the shell's exit code comes back" "terminated \(Error\)" cat "$WORK/tty.out"
+EP=$(kubectl get hosts -o jsonpath='{.items[0].spec.endpoint}')
+expect_output "the host agent's node endpoint is https" "^https://" echo "$EP"
+expect_output "it answers over TLS (401 without the agent's token)" "^401$" \
+  curl -sk -o /dev/null -w '%{http_code}' "$EP/containerLogs/default/web/x/y"
+expect_fail "it does not answer plain HTTP" "" curl -sf --max-time 3 "${EP/https/http}/containerLogs/default/web/x/y"
 
 echo "== init containers"
 check "a Pod with init containers" K apply -f "$HERE/pods/init.yaml"

@@ -15,7 +15,7 @@ pub struct AgentConfig {
     pub host_name: String,
     /// The host's address as Pods see it (`status.hostIP`).
     pub address: IpAddr,
-    /// The node endpoint's URL as the API server reaches it, e.g. `http://127.0.0.1:10250`.
+    /// The node endpoint's URL as the API server reaches it, e.g. `https://127.0.0.1:10250`.
     pub node_endpoint: String,
     /// Where the node endpoint listens.
     pub node_listen: SocketAddr,
@@ -48,7 +48,7 @@ impl AgentConfig {
         AgentConfig {
             host_name: host_name.to_string(),
             address,
-            node_endpoint: format!("http://{reach}"),
+            node_endpoint: format!("https://{reach}"),
             node_listen,
             capacity_cpu_millis: cpu,
             capacity_memory_bytes: memory,
@@ -106,13 +106,13 @@ mod tests {
             "10.0.0.5".parse().expect("ip"),
             "0.0.0.0:10250".parse().expect("addr"),
         );
-        assert_eq!(c.node_endpoint, "http://10.0.0.5:10250");
+        assert_eq!(c.node_endpoint, "https://10.0.0.5:10250");
         let c = AgentConfig::for_this_host(
             "h1",
             "10.0.0.5".parse().expect("ip"),
             "127.0.0.1:10250".parse().expect("addr"),
         );
-        assert_eq!(c.node_endpoint, "http://127.0.0.1:10250");
+        assert_eq!(c.node_endpoint, "https://127.0.0.1:10250");
     }
 
     #[test]

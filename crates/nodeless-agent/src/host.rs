@@ -13,7 +13,7 @@ use k8s_openapi::ByteString;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use nodeless_kube::host::{HostCrdError, HEARTBEAT_INTERVAL};
 use nodeless_kube::names::{
-    GVISOR_HANDLER, GVISOR_RUNTIME_CLASS, HOST_TOKEN_KEY, HOST_TOKEN_SECRET_PREFIX,
+    GVISOR_HANDLER, GVISOR_RUNTIME_CLASS, HOST_CERT_KEY, HOST_TOKEN_KEY, HOST_TOKEN_SECRET_PREFIX,
     SYSTEM_NAMESPACE,
 };
 use nodeless_kube::{Host, HostSpec};
@@ -54,13 +54,19 @@ pub async fn last_heartbeat(
 
 /// Registers this host: CRD, RuntimeClass, a fresh token and the Host object. Returns the
 /// token the node endpoint must demand.
-pub async fn register(client: &kube::Client, config: &AgentConfig) -> Result<String, HostError> {
+/// Registers this host and its node endpoint's credentials: a fresh bearer token, returned,
+/// and the endpoint's certificate (`cert_pem`), which the API server pins.
+pub async fn register(
+    client: &kube::Client,
+    config: &AgentConfig,
+    cert_pem: &str,
+) -> Result<String, HostError> {
     nodeless_kube::host::ensure_crd(client).await?;
     nodeless_kube::host::ensure::<nodeless_kube::billing::UsageRecord>(client).await?;
     ensure_runtime_class(client).await?;
     let token = new_token();
     let secret_name = format!("{HOST_TOKEN_SECRET_PREFIX}{}", config.host_name);
-    store_token(client, &secret_name, &token)
+    store_token(client, &secret_name, &token, cert_pem)
         .await
         .map_err(|source| HostError::Token {
             name: secret_name.clone(),
@@ -100,12 +106,23 @@ fn new_token() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-async fn store_token(client: &kube::Client, name: &str, token: &str) -> Result<(), kube::Error> {
+async fn store_token(
+    client: &kube::Client,
+    name: &str,
+    token: &str,
+    cert_pem: &str,
+) -> Result<(), kube::Error> {
     let api: Api<Secret> = Api::namespaced(client.clone(), SYSTEM_NAMESPACE);
-    let data = BTreeMap::from([(
-        HOST_TOKEN_KEY.to_string(),
-        ByteString(token.as_bytes().to_vec()),
-    )]);
+    let data = BTreeMap::from([
+        (
+            HOST_TOKEN_KEY.to_string(),
+            ByteString(token.as_bytes().to_vec()),
+        ),
+        (
+            HOST_CERT_KEY.to_string(),
+            ByteString(cert_pem.as_bytes().to_vec()),
+        ),
+    ]);
     let secret = Secret {
         metadata: ObjectMeta {
             name: Some(name.into()),

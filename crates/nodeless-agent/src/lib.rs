@@ -46,6 +46,8 @@ pub enum AgentError {
     Host(#[from] HostError),
     #[error(transparent)]
     Pods(#[from] PodsError),
+    #[error(transparent)]
+    Tls(#[from] server::tls::TlsError),
     #[error("listening for the node endpoint on {addr}: {source}")]
     Listen {
         addr: std::net::SocketAddr,
@@ -94,7 +96,11 @@ pub async fn run_with(
     // Read before registering renews it: instances that vanished while this agent was down
     // are billed up to here and no further.
     let last_heartbeat = host::last_heartbeat(&client, &config.host_name).await;
-    let token = host::register(&client, &config).await?;
+    let cert = server::tls::self_signed(
+        &config.host_name,
+        &[config.address, config.node_listen.ip()],
+    )?;
+    let token = host::register(&client, &config, &cert.pem).await?;
     let listener = tokio::net::TcpListener::bind(config.node_listen)
         .await
         .map_err(|source| AgentError::Listen {
@@ -103,6 +109,7 @@ pub async fn run_with(
         })?;
     let server = tokio::spawn(server::serve(
         listener,
+        Some(cert.acceptor),
         engine.clone(),
         token.into(),
         shutdown.child_token(),

@@ -47,6 +47,7 @@ async fn node() -> Node {
     let shutdown = CancellationToken::new();
     tokio::spawn(nodeless_agent::server::serve(
         listener,
+        None,
         engine.clone(),
         Arc::from(TOKEN),
         shutdown.clone(),
@@ -539,6 +540,7 @@ async fn serve_a_fake_node_for_manual_clients() {
     let shutdown = CancellationToken::new();
     let server = tokio::spawn(nodeless_agent::server::serve(
         listener,
+        None,
         engine.clone(),
         Arc::from(TOKEN),
         shutdown.clone(),

@@ -51,6 +51,8 @@ pub const DEFAULT_SCHEDULER_NAME: &str = "default-scheduler";
 /// Secret `kube-system/<HOST_TOKEN_SECRET_PREFIX><host>`, key [`HOST_TOKEN_KEY`].
 pub const HOST_TOKEN_SECRET_PREFIX: &str = "nodeless-host-";
 pub const HOST_TOKEN_KEY: &str = "token";
+/// The key of the node endpoint's certificate (PEM) in the same Secret; the API server pins it.
+pub const HOST_CERT_KEY: &str = "tls.crt";
 pub const SYSTEM_NAMESPACE: &str = "kube-system";
 
 /// Whether a Pod with this `spec.schedulerName` is ours to schedule.

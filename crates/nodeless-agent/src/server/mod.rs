@@ -1,5 +1,6 @@
 //! The node-side endpoints the API server proxies `pods/log`, `exec`, `attach` and
-//! `portforward` to (the kubelet's paths, plain HTTP/1.1, bearer token). The instance id is
+//! `portforward` to (the kubelet's paths, HTTP/1.1 over TLS with a certificate the API server
+//! pins (`tls.rs`), bearer token). The instance id is
 //! the Pod UID from the path; exec, attach and port-forward upgrade the connection to
 //! SPDY/3.1 or WebSocket and are served by `nodeless-stream`.
 
@@ -13,6 +14,7 @@ mod logs;
 mod portforward;
 mod response;
 mod route;
+pub mod tls;
 mod upgrade;
 
 use std::sync::Arc;
@@ -41,9 +43,14 @@ struct Ctx {
     shutdown: CancellationToken,
 }
 
-/// Serves the node-side endpoints the API server proxies to, until `shutdown`.
+/// How long a client has to finish the TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves the node-side endpoints the API server proxies to, until `shutdown`: over TLS with
+/// `tls` (what the agent does), else plain HTTP (tests of the handlers).
 pub async fn serve(
     listener: tokio::net::TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     engine: Arc<dyn Engine>,
     token: Arc<str>,
     shutdown: CancellationToken,
@@ -67,27 +74,47 @@ pub async fn serve(
             },
             _ = shutdown.cancelled() => break,
         };
+        // Small frames go out at once: with Nagle, a TLS session ticket still unacknowledged
+        // would hold back the upgrade's 101 and the first frames by a delayed ACK (~40 ms).
+        let _ = stream.set_nodelay(true);
         let conn_ctx = ctx.clone();
-        let conn_shutdown = shutdown.clone();
+        let tls = tls.clone();
         ctx.tasks.spawn(async move {
-            let service = service_fn(move |req| {
-                let ctx = conn_ctx.clone();
-                async move { Ok::<_, std::convert::Infallible>(handle(&ctx, req).await) }
-            });
-            let conn = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .with_upgrades();
-            tokio::select! {
-                result = conn => if let Err(e) = result {
-                    tracing::debug!(%peer, error = %e, "node endpoint connection ended");
-                },
-                _ = conn_shutdown.cancelled() => {}
+            let Some(acceptor) = tls else {
+                return serve_connection(conn_ctx, TokioIo::new(stream), peer).await;
+            };
+            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                Ok(Ok(stream)) => serve_connection(conn_ctx, TokioIo::new(stream), peer).await,
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, error = %e, "node endpoint TLS handshake failed")
+                }
+                Err(_) => tracing::debug!(%peer, "node endpoint TLS handshake timed out"),
             }
         });
     }
     ctx.tasks.close();
     let _ = tokio::time::timeout(Duration::from_secs(5), ctx.tasks.wait()).await;
     Ok(())
+}
+
+async fn serve_connection<IO>(ctx: Ctx, io: IO, peer: std::net::SocketAddr)
+where
+    IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let shutdown = ctx.shutdown.clone();
+    let service = service_fn(move |req| {
+        let ctx = ctx.clone();
+        async move { Ok::<_, std::convert::Infallible>(handle(&ctx, req).await) }
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .serve_connection(io, service)
+        .with_upgrades();
+    tokio::select! {
+        result = conn => if let Err(e) = result {
+            tracing::debug!(%peer, error = %e, "node endpoint connection ended");
+        },
+        _ = shutdown.cancelled() => {}
+    }
 }
 
 async fn handle(ctx: &Ctx, req: Request<Incoming>) -> Response<Body> {

@@ -5,6 +5,7 @@
 //! become a byte splice.
 
 mod direct;
+mod pinned;
 mod pod;
 mod service;
 mod target;
@@ -26,6 +27,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use nodeless_core::StatusError;
 use serde_json::Value;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How long an agent may take to accept a connection, and then to answer with headers.
@@ -69,11 +71,12 @@ pub enum ProxyError {
     },
 }
 
-/// Where a proxied request goes: `authority` (`ip:port`, plain HTTP), named `label` in
-/// errors and logs ("host h1", "pod default/web").
+/// Where a proxied request goes: `authority` (`ip:port`), over TLS with `tls`, named `label`
+/// in errors and logs ("host h1", "pod default/web").
 pub(crate) struct Peer {
     pub label: String,
     pub authority: String,
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl From<ProxyError> for StatusError {
@@ -92,9 +95,16 @@ pub async fn serve(
 ) -> Result<Response<Body>, StatusError> {
     let target = target::resolve(api, pod, sub, container, req.uri().query())?;
     let client_upgrade = upgrade::is_upgrade(req.headers()).then(|| hyper::upgrade::on(&mut req));
+    let tls = match &target.pinned_cert {
+        Some(cert) => Some(pinned::client_config(cert).map_err(|e| {
+            StatusError::internal(format!("cannot set up TLS to host {}: {e}", target.host))
+        })?),
+        None => None,
+    };
     let peer = Peer {
         label: format!("host {}", target.host),
         authority: target.authority.clone(),
+        tls,
     };
     let outbound = outbound_request(&target, &peer, req, client_upgrade.is_some())?;
     exchange(peer, outbound, client_upgrade).await
@@ -170,7 +180,8 @@ fn headers_for_agent(target: &NodeTarget, from: &HeaderMap, to: &mut HeaderMap, 
     }
 }
 
-/// One HTTP/1.1 connection per request: streams are long-lived and upgrades consume it.
+/// One HTTP/1.1 connection per request (over TLS to a host agent): streams are long-lived
+/// and upgrades consume it.
 async fn send(peer: &Peer, req: Request<OutBody>) -> Result<Response<Incoming>, ProxyError> {
     let label = || peer.label.clone();
     let authority = || peer.authority.clone();
@@ -190,15 +201,26 @@ async fn send(peer: &Peer, req: Request<OutBody>) -> Result<Response<Incoming>, 
         authority: authority(),
         source,
     };
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
-        .await
-        .map_err(exchange)?;
-    // Owned by the connection: it ends when the relayed body or the upgraded stream is dropped.
-    tokio::spawn(async move {
-        if let Err(e) = conn.with_upgrades().await {
-            tracing::debug!(error = %e, "proxied connection ended");
+    let mut sender = match &peer.tls {
+        None => handshake(TokioIo::new(tcp)).await.map_err(exchange)?,
+        Some(cfg) => {
+            let connect_err = |source| ProxyError::Connect {
+                peer: label(),
+                authority: authority(),
+                source,
+            };
+            let host = peer.authority.rsplit_once(':').map_or("", |(h, _)| h);
+            let name = rustls::pki_types::ServerName::try_from(host.trim_matches(['[', ']']))
+                .map_err(|e| connect_err(std::io::Error::other(e)))?
+                .to_owned();
+            let connector = tokio_rustls::TlsConnector::from(cfg.clone());
+            let tls = tokio::time::timeout(CONNECT_TIMEOUT, connector.connect(name, tcp))
+                .await
+                .unwrap_or_else(|e| Err(std::io::Error::new(std::io::ErrorKind::TimedOut, e)))
+                .map_err(connect_err)?;
+            handshake(TokioIo::new(tls)).await.map_err(exchange)?
         }
-    });
+    };
     match tokio::time::timeout(RESPONSE_TIMEOUT, sender.send_request(req)).await {
         Ok(r) => r.map_err(exchange),
         Err(_) => Err(ProxyError::Timeout {
@@ -206,6 +228,23 @@ async fn send(peer: &Peer, req: Request<OutBody>) -> Result<Response<Incoming>, 
             authority: authority(),
         }),
     }
+}
+
+/// An HTTP/1.1 client connection over `io`, driven by a task of its own: it ends when the
+/// relayed body or the upgraded stream is dropped.
+async fn handshake<IO>(
+    io: IO,
+) -> Result<hyper::client::conn::http1::SendRequest<OutBody>, hyper::Error>
+where
+    IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let (sender, conn) = hyper::client::conn::http1::handshake(io).await?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.with_upgrades().await {
+            tracing::debug!(error = %e, "proxied connection ended");
+        }
+    });
+    Ok(sender)
 }
 
 /// The agent's response as the client's: status, end-to-end headers, and the body frame by

@@ -13,6 +13,7 @@ const HOST_VERSION: &str = "v1alpha1";
 const HOST_PLURAL: &str = "hosts";
 const TOKEN_NAMESPACE: &str = "kube-system";
 const TOKEN_KEY: &str = "token";
+const CERT_KEY: &str = "tls.crt";
 /// kubectl's annotation naming the container commands default to.
 const DEFAULT_CONTAINER_ANNOTATION: &str = "kubectl.kubernetes.io/default-container";
 
@@ -21,8 +22,11 @@ const DEFAULT_CONTAINER_ANNOTATION: &str = "kubectl.kubernetes.io/default-contai
 pub struct NodeTarget {
     /// The Host object's name, for error messages.
     pub host: String,
-    /// `host:port` of the node endpoint (plain HTTP).
+    /// `host:port` of the node endpoint.
     pub authority: String,
+    /// The certificate (DER) the endpoint must present, for an `https` endpoint; plain HTTP
+    /// without.
+    pub pinned_cert: Option<Vec<u8>>,
     /// Path and the client's query, e.g. `/containerLogs/ns/pod/uid/app?follow=true`.
     pub path_and_query: String,
     pub token: String,
@@ -91,7 +95,7 @@ pub fn resolve(
         .and_then(Value::as_str)
         .filter(|h| !h.is_empty())
         .ok_or_else(|| TargetError::NoHostAnnotation { pod: name.into() })?;
-    let (authority, token) = host_endpoint(api, host)?;
+    let endpoint = host_endpoint(api, host)?;
     let ns = str_at(pod, "/metadata/namespace");
     let uid = str_at(pod, "/metadata/uid");
     let path = node_path(sub, ns, name, uid, &container).ok_or_else(|| {
@@ -107,9 +111,10 @@ pub fn resolve(
     };
     Ok(NodeTarget {
         host: host.into(),
-        authority,
+        authority: endpoint.authority,
+        pinned_cert: endpoint.pinned_cert,
         path_and_query,
-        token,
+        token: endpoint.token,
     })
 }
 
@@ -157,8 +162,16 @@ pub fn choose_container(pod: &Value, requested: Option<&str>) -> Result<String, 
     }
 }
 
-/// The Host's endpoint authority and the token its agent expects, from this server's store.
-fn host_endpoint(api: &Api, host: &str) -> Result<(String, String), TargetError> {
+/// What reaching a Host's node endpoint takes.
+struct HostEndpoint {
+    authority: String,
+    pinned_cert: Option<Vec<u8>>,
+    token: String,
+}
+
+/// The Host's endpoint, the token its agent expects and, for `https`, the certificate it
+/// serves, from this server's store.
+fn host_endpoint(api: &Api, host: &str) -> Result<HostEndpoint, TargetError> {
     let missing = || TargetError::HostMissing { host: host.into() };
     let unusable = |why: String| TargetError::HostUnusable {
         host: host.into(),
@@ -169,7 +182,7 @@ fn host_endpoint(api: &Api, host: &str) -> Result<(String, String), TargetError>
         .lookup(HOST_GROUP, HOST_VERSION, HOST_PLURAL)
         .ok_or_else(missing)?;
     let obj = api.get(&rt, None, host).map_err(|_| missing())?;
-    let authority = endpoint_authority(str_at(&obj, "/spec/endpoint")).map_err(unusable)?;
+    let (tls, authority) = endpoint_authority(str_at(&obj, "/spec/endpoint")).map_err(unusable)?;
     let secret = str_at(&obj, "/spec/tokenSecret");
     if secret.is_empty() {
         return Err(unusable("its spec.tokenSecret is empty".into()));
@@ -178,34 +191,59 @@ fn host_endpoint(api: &Api, host: &str) -> Result<(String, String), TargetError>
         .registry
         .lookup("", "v1", "secrets")
         .ok_or_else(|| unusable("secrets are not served".into()))?;
-    let no_token = || format!("Secret {TOKEN_NAMESPACE}/{secret} has no {TOKEN_KEY}");
     let obj = api
         .get(&secrets, Some(TOKEN_NAMESPACE), secret)
         .map_err(|_| unusable(format!("Secret {TOKEN_NAMESPACE}/{secret} is missing")))?;
-    let encoded = obj
-        .pointer(&format!("/data/{TOKEN_KEY}"))
-        .and_then(Value::as_str)
-        .ok_or_else(|| unusable(no_token()))?;
-    let token = base64::engine::general_purpose::STANDARD
-        .decode(encoded)
-        .ok()
-        .and_then(|b| String::from_utf8(b).ok())
-        .map(|t| t.trim().to_string())
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| unusable(no_token()))?;
-    Ok((authority, token))
+    let field = |key: &str| {
+        obj.pointer(&format!("/data/{key}"))
+            .and_then(Value::as_str)
+            .and_then(|encoded| {
+                base64::engine::general_purpose::STANDARD
+                    .decode(encoded)
+                    .ok()
+            })
+            .and_then(|b| String::from_utf8(b).ok())
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| unusable(format!("Secret {TOKEN_NAMESPACE}/{secret} has no {key}")))
+    };
+    let token = field(TOKEN_KEY)?;
+    let pinned_cert = match tls {
+        false => None,
+        true => Some(
+            super::pinned::certificate_der(&field(CERT_KEY)?).ok_or_else(|| {
+                unusable(format!(
+                    "the {CERT_KEY} of Secret {TOKEN_NAMESPACE}/{secret} is not a PEM certificate"
+                ))
+            })?,
+        ),
+    };
+    Ok(HostEndpoint {
+        authority,
+        pinned_cert,
+        token,
+    })
 }
 
-/// `http://host:port` → `host:port`; only plain HTTP, which the agents serve.
-fn endpoint_authority(endpoint: &str) -> Result<String, String> {
+/// `https://host:port` → (TLS, `host:port`); plain `http://` for agents that serve it.
+fn endpoint_authority(endpoint: &str) -> Result<(bool, String), String> {
     let uri: http::Uri = endpoint
         .parse()
         .map_err(|_| format!("its endpoint {endpoint:?} is not a URL"))?;
-    match (uri.scheme_str(), uri.authority()) {
-        (Some("http"), Some(a)) if a.port().is_some() => Ok(a.to_string()),
-        (Some("http"), Some(a)) => Ok(format!("{}:80", a.host())),
-        _ => Err(format!(
-            "its endpoint {endpoint:?} is not an http://host:port URL"
+    let tls = match uri.scheme_str() {
+        Some("https") => true,
+        Some("http") => false,
+        _ => {
+            return Err(format!(
+                "its endpoint {endpoint:?} is not an https://host:port URL"
+            ))
+        }
+    };
+    match uri.authority() {
+        Some(a) if a.port().is_some() => Ok((tls, a.to_string())),
+        Some(a) => Ok((tls, format!("{}:{}", a.host(), if tls { 443 } else { 80 }))),
+        None => Err(format!(
+            "its endpoint {endpoint:?} is not an https://host:port URL"
         )),
     }
 }
@@ -277,13 +315,24 @@ mod tests {
     }
 
     #[test]
-    fn endpoints_must_be_plain_http_urls() {
+    fn endpoints_are_https_or_http_urls() {
+        assert_eq!(
+            endpoint_authority("https://10.0.0.1:10250"),
+            Ok((true, "10.0.0.1:10250".into()))
+        );
         assert_eq!(
             endpoint_authority("http://10.0.0.1:10250"),
-            Ok("10.0.0.1:10250".into())
+            Ok((false, "10.0.0.1:10250".into()))
         );
-        assert_eq!(endpoint_authority("http://agent"), Ok("agent:80".into()));
-        assert!(endpoint_authority("https://10.0.0.1:10250").is_err());
+        assert_eq!(
+            endpoint_authority("http://agent"),
+            Ok((false, "agent:80".into()))
+        );
+        assert_eq!(
+            endpoint_authority("https://agent"),
+            Ok((true, "agent:443".into()))
+        );
+        assert!(endpoint_authority("ftp://10.0.0.1:10250").is_err());
         assert!(endpoint_authority("").is_err());
     }
 }

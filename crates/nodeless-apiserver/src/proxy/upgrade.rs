@@ -49,10 +49,55 @@ pub async fn splice(client: OnUpgrade, agent: OnUpgrade, host: String) {
         }
     };
     let mut client = TokioIo::new(client);
-    let mut agent = TokioIo::new(agent);
+    let mut agent = CleanEof(TokioIo::new(agent));
     match tokio::io::copy_bidirectional(&mut client, &mut agent).await {
         Ok((up, down)) => tracing::debug!(host, up, down, "upgraded stream closed"),
         Err(e) => tracing::debug!(host, error = %e, "upgraded stream broke"),
+    }
+}
+
+/// Reads a TLS peer's close without `close_notify` as the end of the stream. An agent that
+/// drops its upgraded connection sends none, and taking that as an error would abort the
+/// other direction too, cutting off the client instead of half-closing it. The streams
+/// carried (WebSocket, SPDY) end by their own framing, so nothing relies on the TLS close.
+struct CleanEof<T>(T);
+
+impl<T: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for CleanEof<T> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match std::pin::Pin::new(&mut self.0).poll_read(cx, buf) {
+            std::task::Poll::Ready(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                std::task::Poll::Ready(Ok(()))
+            }
+            other => other,
+        }
+    }
+}
+
+impl<T: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for CleanEof<T> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_shutdown(cx)
     }
 }
 
