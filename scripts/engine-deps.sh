@@ -3,7 +3,7 @@
 # Idempotent and quiet: it does nothing when every package is already installed.
 set -euo pipefail
 
-packages=(runc runsc containernetworking-plugins docker-registry busybox-static skopeo iptables iproute2 nftables)
+packages=(runc runsc containernetworking-plugins docker-registry busybox-static skopeo iptables iproute2 nftables conntrack)
 
 missing=()
 for p in "${packages[@]}"; do

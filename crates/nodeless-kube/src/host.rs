@@ -4,7 +4,8 @@
 //! one virtual node, and the pool behind it is nodeless's business. The agent creates its
 //! Host at start and renews `status.heartbeatTime`; the scheduler places instances on Hosts
 //! whose heartbeat is fresh; the API server proxies `pods/log`, `exec`, `attach` and
-//! `portforward` to `spec.endpoint` with the token in the Secret named by `spec.tokenSecret`.
+//! `portforward` to `spec.endpoint` (`https://`) with the token in the Secret named by
+//! `spec.tokenSecret`, trusting only the certificate stored beside it (`tls.crt`).
 
 use std::time::Duration;
 

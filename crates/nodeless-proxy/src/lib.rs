@@ -10,12 +10,14 @@
 //!    script: a full replacement on the first sync, in-place updates after.
 //! 3. `sync`: watch signals → when to sync (coalesced, retried); `Syncer` skips unchanged
 //!    rulesets.
-//! 4. `nft`: the `nft` binary behind `NftApplier`, with a fake for tests.
+//! 4. `nft`: the `nft` binary behind `NftApplier`, with a fake for tests; `conntrack`: the
+//!    UDP flows each sync leaves stale, forgotten through the `conntrack` binary.
 //! 5. `sysctl`: ip_forward and br_netfilter's bridge-nf-call-iptables.
 //!
 //! The table stays when the proxy stops: instances keep running across an agent restart and
 //! keep reaching Services. `remove_rules` takes it away (uninstall).
 
+pub mod conntrack;
 pub mod model;
 pub mod nft;
 pub mod rules;
@@ -38,6 +40,7 @@ use kube::runtime::{watcher, WatchStreamExt};
 use kube::Api;
 use tokio_util::sync::CancellationToken;
 
+pub use conntrack::{Conntrack, FakeConntrack, Flows, HostConntrack};
 pub use model::{service_ports, Endpoint, Protocol, ServicePort};
 pub use nft::{FakeNft, HostNft, NftApplier, NftError};
 pub use rules::{RulesConfig, Ruleset};
@@ -133,7 +136,8 @@ pub async fn run_with(
         ),
     );
     let snapshot = || snapshot(&services, &slices);
-    let mut syncer = Syncer::new(applier, config.rules_config());
+    let mut syncer = Syncer::new(applier, config.rules_config())
+        .with_conntrack(Arc::new(HostConntrack::default()));
     tracing::info!(table = %config.table, "service proxy started");
     sync::drive(
         signals,

@@ -8,6 +8,7 @@ use futures::{Stream, StreamExt};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::conntrack::Conntrack;
 use crate::model::ServicePort;
 use crate::nft::{NftApplier, NftError};
 use crate::rules::{self, RulesConfig, Ruleset};
@@ -32,6 +33,9 @@ pub struct Syncer {
     applier: Arc<dyn NftApplier>,
     config: RulesConfig,
     applied: Option<Ruleset>,
+    /// Where stale UDP flows are forgotten, and the ports of the last applied ruleset.
+    conntrack: Option<Arc<dyn Conntrack>>,
+    ports: Vec<ServicePort>,
 }
 
 impl Syncer {
@@ -40,7 +44,15 @@ impl Syncer {
             applier,
             config,
             applied: None,
+            conntrack: None,
+            ports: Vec::new(),
         }
+    }
+
+    /// Forgets the UDP flows each applied ruleset leaves stale (`conntrack`).
+    pub fn with_conntrack(mut self, conntrack: Arc<dyn Conntrack>) -> Syncer {
+        self.conntrack = Some(conntrack);
+        self
     }
 
     pub async fn sync(&mut self, ports: &[ServicePort]) -> Result<SyncOutcome, NftError> {
@@ -53,12 +65,30 @@ impl Syncer {
         match self.applier.apply(&script).await {
             Ok(()) => {
                 self.applied = Some(next);
+                self.forget_stale_flows(ports).await;
                 Ok(outcome)
             }
             Err(e) => {
                 // The table may not be what we think (deleted by hand, say): replace it next.
                 self.applied = None;
                 Err(e)
+            }
+        }
+    }
+}
+
+impl Syncer {
+    /// A flow that cannot be forgotten is logged, not retried: it idles out by itself, and
+    /// the rules are right either way.
+    async fn forget_stale_flows(&mut self, ports: &[ServicePort]) {
+        let prev = std::mem::replace(&mut self.ports, ports.to_vec());
+        let Some(conntrack) = &self.conntrack else {
+            return;
+        };
+        for flows in crate::conntrack::stale_udp_flows(&prev, ports) {
+            match conntrack.forget(&flows).await {
+                Ok(()) => tracing::debug!(%flows, "forgot stale conntrack entries"),
+                Err(e) => tracing::warn!(error = %e, "cannot forget stale conntrack entries"),
             }
         }
     }

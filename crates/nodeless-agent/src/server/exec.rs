@@ -147,10 +147,12 @@ async fn session(
             }
             Mode::Attach(attachment) => {
                 // Input runs beside the output; the session lasts as long as the output.
-                let input = tokio::spawn(attachment.run(stdin, resize));
-                let outcome = attach(engine.as_ref(), &target, stdout, stderr).await;
-                input.abort();
-                outcome
+                let output = attach(engine.as_ref(), &target, stdout, stderr);
+                tokio::pin!(output);
+                tokio::select! {
+                    outcome = &mut output => outcome,
+                    _ = attachment.run(stdin, resize) => output.await,
+                }
             }
         }
     };

@@ -166,3 +166,37 @@ async fn a_failed_apply_is_retried_with_a_full_replacement() {
     assert!(scripts[0].contains("delete table"));
     h.shutdown.cancel();
 }
+
+fn udp_ports(ips: &[&str]) -> Vec<ServicePort> {
+    let svc = service("ns", "dns", "10.96.0.10", &[("", "UDP", 53)]);
+    let eps: Vec<_> = ips.iter().map(|ip| (*ip, READY)).collect();
+    let s = slice("ns", "dns", "dns-1", &eps, &[("", "UDP", 5353)]);
+    service_ports([&svc], [&s])
+}
+
+#[tokio::test]
+async fn applied_syncs_forget_the_udp_flows_they_leave_stale_and_failed_ones_do_not() {
+    let nft = Arc::new(FakeNft::default());
+    let conntrack = Arc::new(crate::conntrack::FakeConntrack::default());
+    let mut syncer = Syncer::new(nft.clone(), config()).with_conntrack(conntrack.clone());
+    let forgotten = || -> Vec<String> {
+        let mut f = conntrack.forgotten.lock().expect("lock");
+        f.drain(..).map(|f| f.to_string()).collect()
+    };
+    syncer.sync(&udp_ports(&[])).await.expect("sync");
+    assert!(forgotten().is_empty());
+    syncer
+        .sync(&udp_ports(&["10.88.0.5", "10.88.0.6"]))
+        .await
+        .expect("sync");
+    assert_eq!(
+        forgotten(),
+        ["udp 10.96.0.10:53"],
+        "first endpoints: all flows"
+    );
+    nft.fail_next(1);
+    assert!(syncer.sync(&udp_ports(&["10.88.0.6"])).await.is_err());
+    assert!(forgotten().is_empty(), "nothing changed in the kernel");
+    syncer.sync(&udp_ports(&["10.88.0.6"])).await.expect("sync");
+    assert_eq!(forgotten(), ["udp 10.96.0.10:53 to 10.88.0.5"]);
+}

@@ -259,7 +259,12 @@ pub fn udp_echo(port: u16, name: String) {
 }
 
 pub fn udp_ask(addr: SocketAddr, message: &str) -> Result<String, String> {
-    let socket = UdpSocket::bind("0.0.0.0:0").map_err(|e| e.to_string())?;
+    udp_ask_from(0, addr, message)
+}
+
+/// Asks from local port `from` (0: any), as a client that keeps its port does.
+pub fn udp_ask_from(from: u16, addr: SocketAddr, message: &str) -> Result<String, String> {
+    let socket = UdpSocket::bind(("0.0.0.0", from)).map_err(|e| e.to_string())?;
     socket
         .set_read_timeout(Some(Duration::from_secs(1)))
         .map_err(|e| e.to_string())?;
