@@ -38,10 +38,26 @@ async fn fixture() -> anyhow::Result<Fixture> {
 }
 
 async fn add_host(c: &Cluster, name: &str, endpoint: &str, token: &str) -> anyhow::Result<()> {
+    add_host_with_cert(c, name, endpoint, token, None).await
+}
+
+/// A Host whose Secret holds `cert_pem` beside the token, as agents store it.
+async fn add_host_with_cert(
+    c: &Cluster,
+    name: &str,
+    endpoint: &str,
+    token: &str,
+    cert_pem: Option<&str>,
+) -> anyhow::Result<()> {
     let secret_name = format!("nodeless-host-{name}");
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let mut data = json!({"token": b64(token)});
+    if let Some(pem) = cert_pem {
+        data["tls.crt"] = json!(b64(pem));
+    }
     let secret: Secret = serde_json::from_value(json!({
         "metadata": {"name": secret_name, "namespace": "kube-system"},
-        "data": {"token": base64::engine::general_purpose::STANDARD.encode(token)}
+        "data": data
     }))?;
     let secrets: Api<Secret> = Api::namespaced(c.client.clone(), "kube-system");
     secrets.create(&PostParams::default(), &secret).await?;
@@ -160,6 +176,44 @@ async fn logs_are_relayed_from_the_pods_host_with_the_hosts_token() -> anyhow::R
         "{}",
         last.path_and_query
     );
+    Ok(())
+}
+
+/// A Pod `web` on Host `h2`, served over TLS by `node`, whose Secret holds `pinned`.
+async fn tls_fixture(node: &FakeNode, pinned: &str) -> anyhow::Result<(Cluster, Api<Pod>)> {
+    let c = cluster().await?;
+    nodeless_kube::host::ensure_crd(&c.client).await?;
+    add_host_with_cert(&c, "h2", &node.endpoint(), NODE_TOKEN, Some(pinned)).await?;
+    let pods: Api<Pod> = Api::namespaced(c.client.clone(), "default");
+    create_pod(&pods, "web", &["app"], json!({})).await?;
+    bind(&pods, "web", "h2").await?;
+    Ok((c, pods))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_https_host_presenting_its_pinned_certificate_is_reached() -> anyhow::Result<()> {
+    let node = FakeNode::start_tls(NODE_TOKEN).await?;
+    let pem = node.cert_pem.clone().expect("a certificate");
+    let (_c, pods) = tls_fixture(&node, &pem).await?;
+    let params = LogParams::default();
+    assert_eq!(pods.logs("web", &params).await?, "line 1\nline 2\n");
+    assert_eq!(node.seen().len(), 1);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_https_host_presenting_another_certificate_gets_no_request() -> anyhow::Result<()> {
+    let node = FakeNode::start_tls(NODE_TOKEN).await?;
+    let other = FakeNode::start_tls(NODE_TOKEN).await?;
+    let (_c, pods) = tls_fixture(&node, other.cert_pem.as_deref().expect("pem")).await?;
+    let err = pods
+        .logs("web", &LogParams::default())
+        .await
+        .expect_err("an untrusted host");
+    let (code, message) = api_error(err);
+    assert_eq!(code, 503, "{message}");
+    assert!(message.contains("host h2"), "{message}");
+    assert!(node.seen().is_empty(), "the token never went out");
     Ok(())
 }
 

@@ -37,6 +37,8 @@ pub struct FakeNode {
     pub addr: SocketAddr,
     shared: Arc<Shared>,
     task: JoinHandle<()>,
+    /// The certificate it serves over TLS, PEM; `None` for plain HTTP.
+    pub cert_pem: Option<String>,
 }
 
 impl FakeNode {
@@ -48,12 +50,51 @@ impl FakeNode {
             seen: Mutex::default(),
             late_line: Notify::new(),
         });
-        let task = tokio::spawn(accept(listener, shared.clone()));
-        Ok(Self { addr, shared, task })
+        let task = tokio::spawn(accept(listener, shared.clone(), None));
+        Ok(Self {
+            addr,
+            shared,
+            task,
+            cert_pem: None,
+        })
+    }
+
+    /// The same over TLS with a fresh self-signed certificate, as a host agent serves.
+    pub async fn start_tls(token: &str) -> anyhow::Result<Self> {
+        let key = rcgen::KeyPair::generate()?;
+        let cert =
+            rcgen::CertificateParams::new(vec!["fake-agent".to_string()])?.self_signed(&key)?;
+        let cfg = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![rustls::pki_types::CertificateDer::from(cert.der().to_vec())],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )?;
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared {
+            token: token.into(),
+            seen: Mutex::default(),
+            late_line: Notify::new(),
+        });
+        let task = tokio::spawn(accept(listener, shared.clone(), Some(acceptor)));
+        Ok(Self {
+            addr,
+            shared,
+            task,
+            cert_pem: Some(cert.pem()),
+        })
     }
 
     pub fn endpoint(&self) -> String {
-        format!("http://{}", self.addr)
+        match self.cert_pem {
+            Some(_) => format!("https://{}", self.addr),
+            None => format!("http://{}", self.addr),
+        }
     }
 
     /// Lets a followed log stream send its last line.
@@ -72,18 +113,38 @@ impl Drop for FakeNode {
     }
 }
 
-async fn accept(listener: TcpListener, shared: Arc<Shared>) {
+async fn accept(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) {
     while let Ok((tcp, _)) = listener.accept().await {
         let shared = shared.clone();
         let service = hyper::service::service_fn(move |req| {
             let shared = shared.clone();
             async move { Ok::<_, Infallible>(answer(&shared, req)) }
         });
-        tokio::spawn(
-            hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(tcp), service)
-                .with_upgrades(),
-        );
+        let http = hyper::server::conn::http1::Builder::new();
+        match &tls {
+            None => {
+                tokio::spawn(
+                    http.serve_connection(TokioIo::new(tcp), service)
+                        .with_upgrades(),
+                );
+            }
+            Some(acceptor) => {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    // A client that does not trust the certificate ends here.
+                    if let Ok(stream) = acceptor.accept(tcp).await {
+                        let _ = http
+                            .serve_connection(TokioIo::new(stream), service)
+                            .with_upgrades()
+                            .await;
+                    }
+                });
+            }
+        }
     }
 }
 
