@@ -519,3 +519,40 @@ async fn an_upgrade_without_credentials_is_refused_before_any_proxying() -> anyh
     assert!(f.node.seen().is_empty());
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pods_proxy_with_https_speaks_tls_to_the_pod_without_verifying_it() -> anyhow::Result<()> {
+    let f = fixture().await?;
+    // The Pod's "server": any TLS endpoint at its IP; this one is a fake node.
+    let server = FakeNode::start_tls(NODE_TOKEN).await?;
+    let status = json!({"status": {"podIP": "127.0.0.1", "phase": "Running"}});
+    f.pods
+        .patch_status(
+            "web",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&status),
+        )
+        .await?;
+    let port = server.addr.port();
+    let req = http::Request::get(format!(
+        "/api/v1/namespaces/default/pods/https:web:{port}/proxy/healthz?x=1"
+    ))
+    .body(Vec::new())?;
+    // The fake answers 401 to a request without its token: relayed, so TLS went through.
+    let err = f
+        .c
+        .client
+        .request_text(req)
+        .await
+        .expect_err("the server's 401");
+    let (code, _) = api_error(err);
+    assert_eq!(code, 401);
+    let seen = server.seen();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0].path_and_query, "/healthz?x=1");
+    assert!(
+        !seen[0].headers.contains_key("authorization"),
+        "the caller's credentials are not passed on"
+    );
+    Ok(())
+}

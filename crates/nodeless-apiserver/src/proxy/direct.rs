@@ -4,8 +4,8 @@
 //!
 //! As upstream, the API server connects to the instance itself, so it must reach the
 //! instances' network (it does in `nodeless up`; a separate API server needs a route to the
-//! hosts' instance subnets). Objects are named `[scheme:]name[:port]`. Only `http` is served:
-//! `https` is refused with a 501 naming the alternatives.
+//! hosts' instance subnets). Objects are named `[scheme:]name[:port]`; with `https:` the API
+//! server speaks TLS to the instance and, as upstream, does not verify its certificate.
 
 use super::{exchange, upgrade, OutBody, Peer, HOP_BY_HOP};
 use http::header::{self, HeaderMap, HeaderValue};
@@ -39,8 +39,8 @@ pub struct ProxyId<'a> {
     pub port: &'a str,
 }
 
-/// Splits an id as upstream's `SplitSchemeNamePort` does, and refuses what is not served:
-/// a method upstream does not proxy (405) and `https` (501).
+/// Splits an id as upstream's `SplitSchemeNamePort` does, and refuses a method upstream does
+/// not proxy (405).
 pub fn check<'a>(method: &Method, id: &'a str, what: &str) -> Result<ProxyId<'a>, StatusError> {
     if !METHODS.contains(method) {
         return Err(StatusError::new(
@@ -59,14 +59,19 @@ pub fn check<'a>(method: &Method, id: &'a str, what: &str) -> Result<ProxyId<'a>
     if name.is_empty() || !matches!(scheme, "" | "http" | "https") {
         return Err(StatusError::bad_request(format!("invalid request {id:?}")));
     }
-    if scheme == "https" {
-        return Err(StatusError::new(
-            501,
-            "NotImplemented",
-            format!("{what}/proxy over https is not served: use http or kubectl port-forward"),
-        ));
-    }
     Ok(ProxyId { scheme, name, port })
+}
+
+impl ProxyId<'_> {
+    /// The TLS an `https:` id asks for.
+    pub fn tls(&self) -> Result<Option<std::sync::Arc<rustls::ClientConfig>>, StatusError> {
+        match self.scheme {
+            "https" => super::pinned::unverified_client_config()
+                .map(Some)
+                .map_err(|e| StatusError::internal(format!("cannot set up TLS: {e}"))),
+            _ => Ok(None),
+        }
+    }
 }
 
 /// What follows `/<plural>/<id>/proxy` in the request path, trailing slash kept; `/` if
@@ -172,9 +177,11 @@ mod tests {
     }
 
     #[test]
-    fn https_and_unproxied_methods_are_refused_with_a_reason() {
-        let e = check(&Method::GET, "https:web:443", "services").expect_err("https");
-        assert_eq!(e.code, 501);
+    fn unproxied_methods_are_refused_and_https_asks_for_tls() {
+        let https = check(&Method::GET, "https:web:443", "services").expect("https");
+        assert!(https.tls().expect("tls").is_some());
+        let http = check(&Method::GET, "http:web:80", "services").expect("http");
+        assert!(http.tls().expect("tls").is_none());
         assert_eq!(
             check(&Method::TRACE, "web", "pods")
                 .expect_err("trace")

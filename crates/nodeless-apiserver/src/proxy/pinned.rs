@@ -1,7 +1,11 @@
-//! TLS to a host agent's node endpoint, trusting exactly the certificate the agent stored
-//! beside its token (`Secret kube-system/<host token secret>`, key `tls.crt`). Each agent
-//! start makes a new self-signed one, so there is no CA and no name to check: the pin is the
-//! identity. Its validity dates are not checked, as they mean nothing for a pinned key.
+//! TLS from the API server to the peers it proxies to.
+//! - A host agent's node endpoint: exactly the certificate the agent stored beside its token
+//!   (`Secret kube-system/<host token secret>`, key `tls.crt`) is trusted. Each agent start
+//!   makes a new self-signed one, so there is no CA and no name to check: the pin is the
+//!   identity. Its validity dates are not checked, as they mean nothing for a pinned key.
+//! - An instance, for `https:` pods/proxy and services/proxy: any certificate, as
+//!   kube-apiserver's proxy transport does (`InsecureSkipVerify`): instances serve whatever
+//!   certificates their images bring, and nothing names the one to expect.
 
 use std::sync::Arc;
 
@@ -20,9 +24,20 @@ pub fn certificate_der(pem: &str) -> Option<Vec<u8>> {
 
 /// A client configuration that accepts only the server presenting `cert` (DER).
 pub fn client_config(cert: &[u8]) -> Result<Arc<rustls::ClientConfig>, rustls::Error> {
+    config(Some(CertificateDer::from(cert.to_vec())))
+}
+
+/// A client configuration that accepts any server certificate (instances).
+pub fn unverified_client_config() -> Result<Arc<rustls::ClientConfig>, rustls::Error> {
+    config(None)
+}
+
+fn config(
+    pin: Option<CertificateDer<'static>>,
+) -> Result<Arc<rustls::ClientConfig>, rustls::Error> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let verifier = Arc::new(Pinned {
-        cert: CertificateDer::from(cert.to_vec()),
+        cert: pin,
         provider: provider.clone(),
     });
     let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
@@ -36,7 +51,8 @@ pub fn client_config(cert: &[u8]) -> Result<Arc<rustls::ClientConfig>, rustls::E
 
 #[derive(Debug)]
 struct Pinned {
-    cert: CertificateDer<'static>,
+    /// `None`: any certificate.
+    cert: Option<CertificateDer<'static>>,
     provider: Arc<CryptoProvider>,
 }
 
@@ -49,7 +65,12 @@ impl ServerCertVerifier for Pinned {
         _ocsp_response: &[u8],
         _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        if end_entity.as_ref() == self.cert.as_ref() {
+        // The handshake's signature is still checked against this certificate's key below.
+        if self
+            .cert
+            .as_ref()
+            .is_none_or(|pin| end_entity.as_ref() == pin.as_ref())
+        {
             Ok(ServerCertVerified::assertion())
         } else {
             Err(rustls::Error::InvalidCertificate(
@@ -136,7 +157,14 @@ mod tests {
     }
 
     async fn talk(addr: std::net::SocketAddr, pin: &[u8]) -> std::io::Result<String> {
-        let connector = tokio_rustls::TlsConnector::from(client_config(pin).expect("config"));
+        talk_with(addr, client_config(pin).expect("config")).await
+    }
+
+    async fn talk_with(
+        addr: std::net::SocketAddr,
+        cfg: Arc<rustls::ClientConfig>,
+    ) -> std::io::Result<String> {
+        let connector = tokio_rustls::TlsConnector::from(cfg);
         let tcp = tokio::net::TcpStream::connect(addr).await?;
         let name = ServerName::IpAddress(addr.ip().into());
         let mut tls = connector.connect(name, tcp).await?;
@@ -153,6 +181,8 @@ mod tests {
         assert_eq!(talk(addr, &cert).await.expect("pinned"), "hi");
         let err = talk(addr, &other).await.expect_err("another certificate");
         assert!(err.to_string().contains("certificate"), "{err}");
+        let any = unverified_client_config().expect("config");
+        assert_eq!(talk_with(addr, any).await.expect("unverified"), "hi");
     }
 
     #[test]

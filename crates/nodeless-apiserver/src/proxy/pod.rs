@@ -74,7 +74,7 @@ pub async fn serve(
     let peer = Peer {
         label: format!("pod {ns}/{}", parts.name),
         authority: direct::authority(ip, port),
-        tls: None, // Pods are reached over plain HTTP, as upstream's proxy does
+        tls: parts.tls()?,
     };
     direct::forward(req, "pods", id, peer).await
 }

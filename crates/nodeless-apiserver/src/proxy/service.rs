@@ -91,7 +91,7 @@ pub async fn serve(
     let peer = Peer {
         label: format!("service {ns}/{}", parts.name),
         authority: direct::authority(&ip, number),
-        tls: None,
+        tls: parts.tls()?,
     };
     direct::forward(req, "services", id, peer).await
 }
