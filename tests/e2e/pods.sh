@@ -194,6 +194,29 @@ expect_output "the instance kept running while nodeless was down" "hello from no
 start_nodeless "$DATA" "$PORT" "${UP_FLAGS[@]}" || exit 1
 eventually "the Pod is Ready again" 30 K wait --for=condition=Ready pod/web --timeout=2s
 expect_output "it is the same container, not restarted" "^$before$" K get pod web -o 'jsonpath={.status.containerStatuses[0].containerID} {.status.containerStatuses[0].state.running.startedAt}'
+
+echo "== instances lost while nodeless was down (as in a host reboot)"
+K run survivor --image=busybox -- sleep 3600 >/dev/null
+K run oneshot --image=busybox --restart=Never -- sleep 3600 >/dev/null
+eventually "both run" 60 bash -c "[ \"\$(kubectl get pod survivor oneshot -o 'jsonpath={.items[*].status.phase}')\" = 'Running Running' ]"
+survivor_uid=$(K get pod survivor -o 'jsonpath={.metadata.uid}')
+oneshot_uid=$(K get pod oneshot -o 'jsonpath={.metadata.uid}')
+survivor_started=$(K get pod survivor -o 'jsonpath={.status.containerStatuses[0].state.running.startedAt}')
+stop_nodeless
+# A reboot ends every process: each instance's shim, then its container.
+for pair in "$survivor_uid survivor" "$oneshot_uid oneshot"; do
+  set -- $pair
+  pkill -9 -f "instances/$1/shim.json" || true
+  runc --root "$DATA/engine/run/runc" kill "$1-$2" KILL >/dev/null 2>&1 || true
+done
+start_nodeless "$DATA" "$PORT" "${UP_FLAGS[@]}" || exit 1
+eventually "the restartPolicy Always Pod runs again, started anew" 60 bash -c \
+  "kubectl get pod survivor -o 'jsonpath={.status.phase} {.status.containerStatuses[0].state.running.startedAt}' | grep -E '^Running [0-9]' | grep -vqF '$survivor_started'"
+eventually "the restartPolicy Never Pod ends Failed" 60 bash -c \
+  "kubectl get pod oneshot -o 'jsonpath={.status.phase}' | grep -x Failed"
+expect_output "its container ended as the kubelet reports a lost one" "^137 ContainerStatusUnknown$" \
+  K get pod oneshot -o 'jsonpath={.status.containerStatuses[0].state.terminated.exitCode} {.status.containerStatuses[0].state.terminated.reason}'
+check "the Failed Pod can be deleted" K delete pod oneshot --timeout=30s
 expect_output "no Pod is stuck Pending or Terminating" "^$" bash -c "kubectl get pods --no-headers | grep -v huge | grep -E 'Pending|Terminating|Unknown'"
 check "delete everything" K delete pod --all --timeout=60s
 eventually "no instance is left behind" 30 bash -c "[ \$('$NODELESS_BIN' runtime --root '$DATA/engine' ps -a | wc -l) -le 1 ]"

@@ -539,12 +539,11 @@ async fn pods_proxy_with_https_speaks_tls_to_the_pod_without_verifying_it() -> a
     ))
     .body(Vec::new())?;
     // The fake answers 401 to a request without its token: relayed, so TLS went through.
-    let err = f
-        .c
-        .client
-        .request_text(req)
-        .await
-        .expect_err("the server's 401");
+    let err =
+        f.c.client
+            .request_text(req)
+            .await
+            .expect_err("the server's 401");
     let (code, _) = api_error(err);
     assert_eq!(code, 401);
     let seen = server.seen();

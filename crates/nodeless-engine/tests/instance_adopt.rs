@@ -98,7 +98,7 @@ async fn an_instance_whose_supervisor_died_is_marked_exited_and_its_container_ki
     assert_eq!(report.lost, ["t-lost"]);
     let st = engine.status("t-lost").await.expect("status");
     match &st.containers[0].status.state {
-        ContainerState::Terminated(t) => assert_eq!(t.reason, "Unknown"),
+        ContainerState::Terminated(t) => assert_eq!(t.reason, "ContainerStatusUnknown"),
         other => panic!("expected terminated, got {other:?}"),
     }
     assert_eq!(st.phase, InstancePhase::Failed);

@@ -340,8 +340,13 @@ impl LocalEngine {
             st.state = ContainerState::Terminated(Termination {
                 exit_code: 137,
                 signal: None,
-                reason: "Unknown".into(),
-                message: Some("the instance supervisor exited while the container ran".into()),
+                // The kubelet's reason and exit code for a container it can no longer find.
+                reason: "ContainerStatusUnknown".into(),
+                message: Some(
+                    "the container could not be located: its instance supervisor exited while \
+                     it ran (a host restart, or the supervisor was killed)"
+                        .into(),
+                ),
                 started_at,
                 finished_at: Utc::now(),
             });
