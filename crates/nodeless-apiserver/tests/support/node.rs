@@ -33,6 +33,16 @@ struct Shared {
     late_line: Notify,
 }
 
+impl Shared {
+    fn new(token: &str) -> Arc<Shared> {
+        Arc::new(Shared {
+            token: token.into(),
+            seen: Mutex::default(),
+            late_line: Notify::new(),
+        })
+    }
+}
+
 pub struct FakeNode {
     pub addr: SocketAddr,
     shared: Arc<Shared>,
@@ -45,11 +55,7 @@ impl FakeNode {
     pub async fn start(token: &str) -> anyhow::Result<Self> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
-        let shared = Arc::new(Shared {
-            token: token.into(),
-            seen: Mutex::default(),
-            late_line: Notify::new(),
-        });
+        let shared = Shared::new(token);
         let task = tokio::spawn(accept(listener, shared.clone(), None));
         Ok(Self {
             addr,
@@ -76,11 +82,7 @@ impl FakeNode {
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
-        let shared = Arc::new(Shared {
-            token: token.into(),
-            seen: Mutex::default(),
-            late_line: Notify::new(),
-        });
+        let shared = Shared::new(token);
         let task = tokio::spawn(accept(listener, shared.clone(), Some(acceptor)));
         Ok(Self {
             addr,

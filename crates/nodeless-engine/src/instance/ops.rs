@@ -34,6 +34,23 @@ impl LocalEngine {
             })
     }
 
+    /// A container that runs now, as exec and attach need: `NotRunning` otherwise.
+    fn running_container<'a>(
+        &self,
+        rec: &'a InstanceRecord,
+        name: &str,
+    ) -> Result<&'a ContainerSpec, EngineError> {
+        let c = self.container(rec, name)?;
+        let dir = self.dir(&rec.spec.id);
+        if !read_status(&dir.status(&c.name)).is_some_and(|s| s.state.is_running()) {
+            return Err(EngineError::NotRunning {
+                id: rec.spec.id.clone(),
+                container: c.name.clone(),
+            });
+        }
+        Ok(c)
+    }
+
     /// Digests of the images the instances on this host use, for image garbage collection.
     pub fn images_in_use(&self) -> std::collections::HashSet<String> {
         state::list_ids(&self.inner.cfg.root)
@@ -131,15 +148,7 @@ impl Engine for LocalEngine {
         io: ExecIo,
     ) -> Result<i32, EngineError> {
         let rec = self.record(id)?;
-        let c = self.container(&rec, container)?;
-        let running =
-            read_status(&self.dir(id).status(&c.name)).is_some_and(|s| s.state.is_running());
-        if !running {
-            return Err(EngineError::NotRunning {
-                id: id.to_string(),
-                container: c.name.clone(),
-            });
-        }
+        let c = self.running_container(&rec, container)?;
         if cmd.is_empty() {
             return Err(EngineError::Invalid("exec needs a command".into()));
         }
@@ -169,15 +178,7 @@ impl Engine for LocalEngine {
         stdin: bool,
     ) -> Result<Attachment, EngineError> {
         let rec = self.record(id)?;
-        let c = self.container(&rec, container)?;
-        let running =
-            read_status(&self.dir(id).status(&c.name)).is_some_and(|s| s.state.is_running());
-        if !running {
-            return Err(EngineError::NotRunning {
-                id: id.to_string(),
-                container: c.name.clone(),
-            });
-        }
+        let c = self.running_container(&rec, container)?;
         if stdin && !c.stdin {
             return Err(super::attach::no_stdin(&c.name));
         }

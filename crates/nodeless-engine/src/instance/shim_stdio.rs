@@ -16,7 +16,7 @@
 
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -307,7 +307,7 @@ fn apply_sizes(fifo: &Path, master: OwnedFd, over: &AtomicBool) {
         while let Some(end) = pending.iter().position(|b| *b == b'\n') {
             let line: Vec<u8> = pending.drain(..=end).collect();
             if let Some((cols, rows)) = parse_size(&line) {
-                set_size(master.as_fd(), cols, rows);
+                crate::sandbox::exec::set_size(&master, cols, rows);
             }
         }
     }
@@ -334,16 +334,6 @@ fn parse_size(line: &[u8]) -> Option<(u16, u16)> {
     let cols = parts.next()?.parse().ok()?;
     let rows = parts.next()?.parse().ok()?;
     Some((cols, rows))
-}
-
-fn set_size(master: std::os::fd::BorrowedFd<'_>, cols: u16, rows: u16) {
-    let size = rustix::termios::Winsize {
-        ws_row: rows,
-        ws_col: cols,
-        ws_xpixel: 0,
-        ws_ypixel: 0,
-    };
-    let _ = rustix::termios::tcsetwinsize(master, size);
 }
 
 #[cfg(test)]

@@ -3,7 +3,6 @@
 //! Without a TTY the runtime hands our pipes to the process as its stdio. With a TTY the
 //! runtime creates a terminal inside the container and relays it to a terminal of ours.
 
-use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -232,7 +231,9 @@ fn console(e: rustix::io::Errno) -> ExecError {
     ExecError::Console(e.to_string())
 }
 
-fn set_size(master: &OwnedFd, cols: u16, rows: u16) {
+/// Sizes the terminal whose master side is `master`; the kernel tells its foreground
+/// process group with SIGWINCH.
+pub(crate) fn set_size(master: impl std::os::fd::AsFd, cols: u16, rows: u16) {
     let ws = rustix::termios::Winsize {
         ws_row: rows,
         ws_col: cols,
