@@ -198,10 +198,11 @@ expect_output "it is the same container, not restarted" "^$before$" K get pod we
 echo "== instances lost while nodeless was down (as in a host reboot)"
 K run survivor --image=busybox -- sleep 3600 >/dev/null
 K run oneshot --image=busybox --restart=Never -- sleep 3600 >/dev/null
-eventually "both run" 60 bash -c "[ \"\$(kubectl get pod survivor oneshot -o 'jsonpath={.items[*].status.phase}')\" = 'Running Running' ]"
+eventually "both run" 60 K wait --for=condition=Ready pod/survivor pod/oneshot --timeout=2s
 survivor_uid=$(K get pod survivor -o 'jsonpath={.metadata.uid}')
 oneshot_uid=$(K get pod oneshot -o 'jsonpath={.metadata.uid}')
 survivor_started=$(K get pod survivor -o 'jsonpath={.status.containerStatuses[0].state.running.startedAt}')
+expect_output "its container has a start time to compare" "^[0-9]" echo "$survivor_started"
 stop_nodeless
 # A reboot ends every process: each instance's shim, then its container.
 for pair in "$survivor_uid survivor" "$oneshot_uid oneshot"; do
