@@ -25,13 +25,9 @@ fn input(text: &'static str, delay: Duration) -> Box<dyn tokio::io::AsyncRead + 
     Box::new(theirs)
 }
 
-#[tokio::test]
-async fn stdin_once_input_reaches_the_container_which_then_reads_eof() {
-    require_root!();
-    let root = TestRoot::new();
-    let engine = engine(root.path());
-    let mut spec = InstanceSpec::single("t-att", "t-att", "busybox");
-    spec.restart_policy = nodeless_engine::instance::RestartPolicy::Never;
+/// A container that echoes each line of its stdin and says `eof` at the end of it.
+fn line_reader(id: &str, stdin_once: bool) -> InstanceSpec {
+    let mut spec = InstanceSpec::single(id, id, "busybox");
     let c = &mut spec.containers[0];
     c.command = cmd(&[
         "sh",
@@ -39,7 +35,17 @@ async fn stdin_once_input_reaches_the_container_which_then_reads_eof() {
         "while read line; do echo got $line; done; echo eof",
     ]);
     c.stdin = true;
-    c.stdin_once = true;
+    c.stdin_once = stdin_once;
+    spec
+}
+
+#[tokio::test]
+async fn stdin_once_input_reaches_the_container_which_then_reads_eof() {
+    require_root!();
+    let root = TestRoot::new();
+    let engine = engine(root.path());
+    let mut spec = line_reader("t-att", true);
+    spec.restart_policy = nodeless_engine::instance::RestartPolicy::Never;
     engine.create(spec).await.expect("create");
     running(&engine, "t-att").await;
 
@@ -66,15 +72,10 @@ async fn without_stdin_once_sessions_come_and_go_and_the_container_keeps_its_std
     require_root!();
     let root = TestRoot::new();
     let engine = engine(root.path());
-    let mut spec = InstanceSpec::single("t-att2", "t-att2", "busybox");
-    let c = &mut spec.containers[0];
-    c.command = cmd(&[
-        "sh",
-        "-c",
-        "while read line; do echo got $line; done; echo eof",
-    ]);
-    c.stdin = true;
-    engine.create(spec).await.expect("create");
+    engine
+        .create(line_reader("t-att2", false))
+        .await
+        .expect("create");
     running(&engine, "t-att2").await;
     for word in ["first\n", "second\n"] {
         let attachment = engine
